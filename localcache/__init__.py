@@ -1,0 +1,54 @@
+"""localcache: an offline-first SQLite cache of a headless CMS, kept current by its Sync API.
+
+Public names come only from here; everything else is private and may change.
+"""
+
+from __future__ import annotations
+
+from . import signals
+from .cache import Cache
+from .errors import (
+    AuthenticationError,
+    ConfigurationError,
+    LocalCacheError,
+    PageError,
+    SchemaVersionError,
+    SnapshotError,
+    StoreBusyError,
+    StoreError,
+    StoreMismatchError,
+    SyncError,
+    TokenRejectedError,
+)
+from .providers.base import LocaleInfo
+from .providers.contentful import Contentful
+from .signals import ChangeSet
+from .store.query import Record
+from .sync.engine import SyncResult, TypeCounts
+from .sync.http import HttpPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "Cache",
+    "ChangeSet",
+    "ConfigurationError",
+    "Contentful",
+    "HttpPolicy",
+    "LocalCacheError",
+    "LocaleInfo",
+    "PageError",
+    "Record",
+    "SchemaVersionError",
+    "SnapshotError",
+    "StoreBusyError",
+    "StoreError",
+    "StoreMismatchError",
+    "SyncError",
+    "SyncResult",
+    "TokenRejectedError",
+    "TypeCounts",
+    "__version__",
+    "signals",
+]

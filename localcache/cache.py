@@ -1,0 +1,127 @@
+"""Cache: the one object an app holds. Open a store, sync it, read from it, close it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from .errors import ConfigurationError, SnapshotError
+from .paths import default_store_path
+from .providers.base import LocaleInfo, Provider
+from .store.database import Store
+from .store.query import LocaleChain, Record, read_asset, read_entries, read_entry
+from .store.stats import store_stats
+from .sync.engine import SyncEngine, SyncResult
+
+__all__ = ["Cache"]
+
+
+class Cache:
+    """An on-device store of one space, kept current through the vendor's Sync API.
+
+    Constructing a Cache opens (or creates) the store file and does no network I/O; call
+    :meth:`sync` for that. Reads work offline, from any thread, at any time, and always see
+    whole committed pages.
+    """
+
+    def __init__(
+        self,
+        provider: Provider,
+        path: str | Path | None = None,
+        app_name: str | None = None,
+        snapshot: str | Path | None = None,
+        *,
+        app_author: str | None = None,
+        lock_wait: float = 0.0,
+    ) -> None:
+        if not isinstance(provider, Provider):
+            raise ConfigurationError(
+                f"Cache needs a provider such as Contentful(...), not {type(provider).__name__}"
+            )
+        if snapshot is not None:
+            raise SnapshotError(
+                "seeding from a snapshot is not available in this version of localcache"
+            )
+        self.provider = provider
+        self.path = Path(path) if path is not None else default_store_path(
+            provider.scope, app_name, app_author)
+        self.lock_wait = lock_wait
+        self._store = Store(self.path, provider.scope)
+        self._chain_lock = threading.Lock()
+        self._chain: LocaleChain | None = None
+
+    def __repr__(self) -> str:
+        return f"Cache({self.provider!r}, path={str(self.path)!r})"
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close this thread's connection and the provider's HTTP session."""
+        self._store.close()
+        self.provider.close()
+
+    # -- sync ---------------------------------------------------------------------------------
+
+    def sync(self) -> SyncResult:
+        """Bring the store up to date: an initial sync the first time, then deltas.
+
+        Raises a :class:`~localcache.LocalCacheError` subclass on failure; every page
+        committed before the failure stays, and the next call resumes after it.
+        """
+        try:
+            return SyncEngine(self._store, self.provider, self, lock_wait=self.lock_wait).run()
+        finally:
+            with self._chain_lock:
+                self._chain = None
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def entry(self, entry_id: str) -> Record | None:
+        return read_entry(self._store.models, str(entry_id), self._locale_chain())
+
+    def asset(self, asset_id: str) -> Record | None:
+        return read_asset(self._store.models, str(asset_id), self._locale_chain())
+
+    def entries(
+        self,
+        content_type: str | None = None,
+        *,
+        ids: list[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Record]:
+        """Entries in id order, optionally of one content type or with the given ids."""
+        return read_entries(self._store.models, self._locale_chain(), content_type=content_type,
+                            ids=ids, limit=limit, offset=offset)
+
+    def resolve(self, record: Record, field: str, locale: str | None = None) -> list[Record]:
+        """The records a link (or link array) field points to, skipping missing targets."""
+        out: list[Record] = []
+        for link_type, target in record.links(field, locale):
+            found = self.entry(target) if link_type == "Entry" else self.asset(target)
+            if found is not None:
+                out.append(found)
+        return out
+
+    def locales(self) -> list[LocaleInfo]:
+        return self._store.locales()
+
+    def stats(self) -> dict[str, Any]:
+        return store_stats(self._store)
+
+    def _locale_chain(self) -> LocaleChain:
+        with self._chain_lock:
+            if self._chain is None:
+                self._chain = LocaleChain.from_locales(self._store.locales())
+            return self._chain

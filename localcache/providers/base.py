@@ -1,0 +1,120 @@
+"""What a provider hands the sync engine: normalized pages of deltas.
+
+A provider knows HTTP and one vendor's wire format and nothing of the store. It turns each
+response into a :class:`Page` whose :class:`Delta` items use the store's (Contentful's)
+vocabulary: an upsert or a deletion of an ``Entry`` or an ``Asset``. The engine applies a page
+and its :class:`ContinuationToken` in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "ContinuationToken",
+    "Delta",
+    "LocaleInfo",
+    "Page",
+    "Provider",
+    "RecordType",
+    "StoreScope",
+]
+
+RecordType = Literal["Entry", "Asset"]
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuationToken:
+    """Where the next request starts.
+
+    ``kind`` is ``"page"`` while a sync is under way (more pages follow) and ``"sync"`` once
+    it completed (the next sync is a delta from here). ``value`` is the vendor's opaque token,
+    never a credential; URLs are rebuilt from it, so no credential is ever stored.
+    """
+
+    value: str
+    kind: Literal["page", "sync"]
+
+    def __repr__(self) -> str:
+        return f"ContinuationToken(kind={self.kind!r}, value=<{len(self.value)} chars>)"
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """One item of a page: the latest state of one record, or its deletion.
+
+    ``document`` is the record as stored: for Contentful exactly the CDA item (sys + fields with
+    every locale); providers for other vendors build the same shape and keep their own
+    payloads under ``document["vendor"]``.
+    """
+
+    record_type: RecordType
+    id: str
+    deleted: bool
+    document: dict[str, Any] | None = None
+    content_type: str | None = None
+    revision: int = 0
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LocaleInfo:
+    """A locale of the space; fallbacks chain through ``fallback``."""
+
+    code: str
+    name: str = ""
+    default: bool = False
+    fallback: str | None = None
+    optional: bool = False
+
+
+@dataclass(slots=True)
+class Page:
+    """One response of a sync, parsed and validated, ready to apply as one transaction."""
+
+    number: int
+    deltas: list[Delta]
+    next_token: ContinuationToken
+    initial: bool
+    total: int | None = None
+    skipped: int = 0
+    locales: list[LocaleInfo] | None = field(default=None)
+
+    @property
+    def last(self) -> bool:
+        """True when this page ends the sync (its token is a sync token)."""
+        return self.next_token.kind == "sync"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreScope:
+    """What a store file belongs to; a store is never synced from another scope."""
+
+    provider: str
+    space: str
+    environment: str
+
+    @property
+    def file_stem(self) -> str:
+        return f"{self.space}-{self.environment}"
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """A vendor's sync protocol, seen from the engine."""
+
+    @property
+    def scope(self) -> StoreScope: ...
+
+    def fetch_locales(self) -> list[LocaleInfo]:
+        """The space's locales with their fallbacks, read from the vendor (never guessed)."""
+        ...
+
+    def pages(self, token: ContinuationToken | None) -> Iterator[Page]:
+        """Yield pages from ``token`` (``None``: an initial sync) until a sync token arrives."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,289 @@
+"""Contentful's Sync API (Content Delivery or Preview API) as normalized pages.
+
+Wire format (PROTOCOLS.md): ``GET {base}/spaces/{space}/environments/{env}/sync`` with
+``initial=true`` (plus the initial-only ``type``, ``content_type`` and ``limit``), then with the
+``sync_token`` taken from ``nextPageUrl`` until a page carries ``nextSyncUrl``. Only the token
+is kept: every URL is rebuilt from the configured base URL, the way the vendor's own SDK does,
+so a stored token never points the app at another host and never carries a credential.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+from ..errors import (
+    AuthenticationError,
+    ConfigurationError,
+    PageError,
+    SyncError,
+    TokenRejectedError,
+)
+from ..sync.http import HttpPolicy, HttpResponse, HttpTransport, check_base_url, parse_float_header
+from .base import ContinuationToken, Delta, LocaleInfo, Page, RecordType, StoreScope
+from .wire import decode_json_object
+
+__all__ = ["Contentful"]
+
+log = logging.getLogger("localcache.contentful")
+
+DELIVERY_URL = "https://cdn.contentful.com"
+PREVIEW_URL = "https://preview.contentful.com"
+SYNC_TYPES = ("all", "Entry", "Asset", "Deletion", "DeletedEntry", "DeletedAsset")
+_RECORD_TYPES: dict[str, tuple[RecordType, bool]] = {
+    "Entry": ("Entry", False), "Asset": ("Asset", False),
+                 "DeletedEntry": ("Entry", True), "DeletedAsset": ("Asset", True)}
+
+
+class Contentful:
+    """A Contentful space and environment, read through the Sync API.
+
+    ``sync_type``, ``content_type`` and ``limit`` apply to the initial sync only, as the API
+    requires; later syncs continue with the filters the initial sync fixed.
+    """
+
+    name = "contentful"
+
+    def __init__(
+        self,
+        space_id: str,
+        access_token: str,
+        environment: str = "master",
+        base_url: str | None = None,
+        *,
+        preview: bool = False,
+        sync_type: str = "all",
+        content_type: str | None = None,
+        limit: int | None = None,
+        http: HttpPolicy | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        if not space_id or not isinstance(space_id, str):
+            raise ConfigurationError("Contentful needs a space_id")
+        if not access_token or not isinstance(access_token, str):
+            raise ConfigurationError(f"Contentful space {space_id!r} needs an access_token")
+        if not environment:
+            raise ConfigurationError("Contentful environment must not be empty")
+        if sync_type not in SYNC_TYPES:
+            raise ConfigurationError(
+                f"sync_type {sync_type!r} is not one of {', '.join(SYNC_TYPES)}"
+            )
+        if content_type is not None and sync_type != "Entry":
+            raise ConfigurationError("content_type can only be used with sync_type='Entry'")
+        if limit is not None and not (1 <= limit <= 1000):
+            raise ConfigurationError(f"limit must be between 1 and 1000, not {limit}")
+        self.space_id = space_id
+        self.environment = environment
+        self.sync_type = sync_type
+        self.content_type = content_type
+        self.limit = limit
+        self.base_url = check_base_url(
+            base_url or (PREVIEW_URL if preview else DELIVERY_URL),
+            allow_insecure_http=allow_insecure_http,
+        )
+        self._http = HttpTransport(
+            headers={"Authorization": f"Bearer {access_token}"},
+            policy=http,
+            request_id_header="X-Contentful-Request-Id",
+            wait_header=parse_float_header("X-Contentful-RateLimit-Reset"),
+        )
+        self._root = (
+            f"{self.base_url}/spaces/{quote(space_id, safe='')}"
+            f"/environments/{quote(environment, safe='')}"
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Contentful(space_id={self.space_id!r}, environment={self.environment!r}, "
+            f"base_url={self.base_url!r})"
+        )
+
+    @property
+    def scope(self) -> StoreScope:
+        return StoreScope("contentful", self.space_id, self.environment)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def fetch_locales(self) -> list[LocaleInfo]:
+        response = self._get("/locales", {"limit": "1000"}, what="locales request")
+        body = decode_json_object(response, what="locales response")
+        items = body.get("items")
+        if not isinstance(items, list):
+            raise PageError("locales response has no 'items' array", status=response.status)
+        locales: list[LocaleInfo] = []
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("code"), str):
+                raise PageError("locales response holds a locale without a 'code'")
+            fallback = item.get("fallbackCode")
+            locales.append(
+                LocaleInfo(
+                    code=item["code"],
+                    name=str(item.get("name") or ""),
+                    default=bool(item.get("default")),
+                    fallback=fallback if isinstance(fallback, str) and fallback else None,
+                    optional=bool(item.get("optional")),
+                )
+            )
+        return locales
+
+    def pages(self, token: ContinuationToken | None) -> Iterator[Page]:
+        number = 0
+        while True:
+            number += 1
+            params = self._initial_params() if token is None else {"sync_token": token.value}
+            response = self._get("/sync", params, what=f"sync page {number}", token=token)
+            page = self.parse_page(response, number)
+            yield page
+            if page.last:
+                return
+            token = page.next_token
+
+    def _initial_params(self) -> dict[str, str]:
+        params = {"initial": "true"}
+        if self.sync_type != "all":
+            params["type"] = self.sync_type
+        if self.content_type is not None:
+            params["content_type"] = self.content_type
+        if self.limit is not None:
+            params["limit"] = str(self.limit)
+        return params
+
+    def _get(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        *,
+        what: str,
+        token: ContinuationToken | None = None,
+    ) -> HttpResponse:
+        response = self._http.request("GET", self._root + path, params=params, what=what)
+        if response.status < 300:
+            return response
+        raise self._error(response, what, token)
+
+    def _error(
+        self, response: HttpResponse, what: str, token: ContinuationToken | None
+    ) -> SyncError:
+        kind, message = _error_body(response.body)
+        where = f"{what} for space {self.space_id!r}, environment {self.environment!r}"
+        text = f"{where} failed: HTTP {response.status}"
+        text += f" {kind}" if kind else ""
+        text += f": {message}" if message else ""
+        if response.request_id:
+            text += f" (request id {response.request_id})"
+        args: dict[str, Any] = {"status": response.status, "request_id": response.request_id}
+        if response.status in (401, 403):
+            return AuthenticationError(text + "; check the access token", **args)
+        if token is not None and response.status in (400, 404, 410):
+            return TokenRejectedError(text + "; the sync token was rejected", **args)
+        return SyncError(text, **args)
+
+    # -- wire format ------------------------------------------------------------------------
+
+    @staticmethod
+    def parse_page(response: HttpResponse, number: int) -> Page:
+        """Validate a whole sync response before any of it is applied."""
+        body = decode_json_object(response, what=f"sync page {number}", page=number)
+        items = body.get("items")
+        if not isinstance(items, list):
+            raise PageError(f"sync page {number} has no 'items' array", page=number)
+        next_page, next_sync = body.get("nextPageUrl"), body.get("nextSyncUrl")
+        if (next_page is None) == (next_sync is None):
+            raise PageError(
+                f"sync page {number} must carry exactly one of nextPageUrl and nextSyncUrl",
+                page=number,
+            )
+        url = next_page if next_page is not None else next_sync
+        token = ContinuationToken(
+            _token_from_url(url, number), "page" if next_page is not None else "sync"
+        )
+        deltas: list[Delta] = []
+        skipped = 0
+        for position, item in enumerate(items):
+            delta = _parse_item(item, number, position)
+            if delta is None:
+                skipped += 1
+            else:
+                deltas.append(delta)
+        return Page(number=number, deltas=deltas, next_token=token, initial=False,
+                    skipped=skipped)
+
+
+def _token_from_url(url: Any, number: int) -> str:
+    if not isinstance(url, str):
+        raise PageError(f"sync page {number}: next URL is not a string", page=number)
+    values = parse_qs(urlsplit(url).query).get("sync_token")
+    if not values or not values[0]:
+        raise PageError(f"sync page {number}: next URL carries no sync_token", page=number)
+    return values[0]
+
+
+def _parse_item(item: Any, number: int, position: int) -> Delta | None:
+    where = f"sync page {number}, item {position}"
+    if not isinstance(item, dict) or not isinstance(item.get("sys"), dict):
+        raise PageError(f"{where}: item has no 'sys' object", page=number)
+    sys = item["sys"]
+    item_type = sys.get("type")
+    record_id = sys.get("id")
+    if not isinstance(item_type, str):
+        raise PageError(f"{where}: sys.type is missing", page=number)
+    if item_type not in _RECORD_TYPES:
+        log.warning("%s: skipping item of unknown type %r", where, item_type)
+        return None
+    if not isinstance(record_id, str) or not record_id:
+        raise PageError(f"{where}: {item_type} has no sys.id", page=number)
+    revision = sys.get("revision", 0)
+    if not isinstance(revision, int) or isinstance(revision, bool):
+        raise PageError(f"{where}: {item_type} {record_id!r} has a non-integer revision",
+                        page=number)
+    for stamp in ("createdAt", "updatedAt"):
+        if sys.get(stamp) is not None and not isinstance(sys[stamp], str):
+            raise PageError(f"{where}: {item_type} {record_id!r} has a bad sys.{stamp}",
+                            page=number)
+    record_type, deleted = _RECORD_TYPES[item_type]
+    if deleted:
+        return Delta(record_type, record_id, True, revision=revision,
+                     created_at=sys.get("createdAt"), updated_at=sys.get("updatedAt"))
+    fields = item.get("fields", {})
+    if not isinstance(fields, dict) or not all(isinstance(v, dict) for v in fields.values()):
+        raise PageError(f"{where}: {item_type} {record_id!r} has fields that are not "
+                        "maps of locale to value", page=number)
+    content_type = None
+    if record_type == "Entry":
+        content_type = _link_id(sys.get("contentType"))
+        if content_type is None:
+            raise PageError(f"{where}: Entry {record_id!r} has no sys.contentType link",
+                            page=number)
+    if "fields" not in item:
+        item = {**item, "fields": {}}
+    return Delta(record_type, record_id, False, document=item, content_type=content_type,
+                 revision=revision, created_at=sys.get("createdAt"),
+                 updated_at=sys.get("updatedAt"))
+
+
+def _link_id(link: Any) -> str | None:
+    if isinstance(link, dict) and isinstance(link.get("sys"), dict):
+        value = link["sys"].get("id")
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _error_body(body: bytes) -> tuple[str | None, str | None]:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    sys = data.get("sys")
+    kind = sys.get("id") if isinstance(sys, dict) else None
+    message = data.get("message")
+    return (kind if isinstance(kind, str) else None,
+            message[:300] if isinstance(message, str) else None)

@@ -1,0 +1,189 @@
+"""Applying one page of deltas: the write hot path, in raw SQL through peewee's connection.
+
+Called by the sync engine inside the page's transaction. Every item simply overwrites, in page
+order (the later item wins); nothing is ever dropped because of its revision, since ids can
+come back with their revision restarted at 1. Applying the same page twice changes nothing.
+
+Whether a record *changed* (and so is signalled) is decided against the stored
+``(revision, updatedAt)`` pair, which differs for any new published version, including one
+re-created under an old id.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import PageError
+from ..providers.base import Delta, RecordType
+
+__all__ = ["PageChanges", "apply_deltas", "extract_links"]
+
+_CHUNK = 900  # stay under SQLite's oldest bound-parameter limit (999)
+
+_UPSERT_ENTRY = (
+    "INSERT INTO entries (id, content_type, revision, created_at, updated_at, raw) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+    "content_type = excluded.content_type, revision = excluded.revision, "
+    "created_at = excluded.created_at, updated_at = excluded.updated_at, raw = excluded.raw"
+)
+_UPSERT_ASSET = (
+    "INSERT INTO assets (id, revision, created_at, updated_at, raw) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+    "revision = excluded.revision, created_at = excluded.created_at, "
+    "updated_at = excluded.updated_at, raw = excluded.raw"
+)
+_UPSERT_TYPE_INDEX = (
+    "INSERT INTO entry_types (id, content_type) VALUES (?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET content_type = excluded.content_type"
+)
+_INSERT_LINK = (
+    "INSERT OR REPLACE INTO links "
+    "(source_id, field, locale, position, target_type, target_id) VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChange:
+    record_type: RecordType
+    id: str
+    content_type: str | None
+
+
+@dataclass(slots=True)
+class PageChanges:
+    """What one page really changed in the store (unchanged re-sends are not here)."""
+
+    added: list[RecordChange] = field(default_factory=list)
+    updated: list[RecordChange] = field(default_factory=list)
+    deleted: list[RecordChange] = field(default_factory=list)
+
+
+def apply_deltas(conn: sqlite3.Connection, deltas: Sequence[Delta], page: int) -> PageChanges:
+    """Write ``deltas`` through ``conn``, inside the caller's transaction."""
+    latest: dict[tuple[str, str], Delta] = {}
+    for delta in deltas:  # the later item wins; keep page order of the winners
+        key = (delta.record_type, delta.id)
+        latest.pop(key, None)
+        latest[key] = delta
+    changes = PageChanges()
+    entries = [d for d in latest.values() if d.record_type == "Entry"]
+    assets = [d for d in latest.values() if d.record_type == "Asset"]
+    _apply_entries(conn, entries, changes, page)
+    _apply_assets(conn, assets, changes, page)
+    return changes
+
+
+def _apply_entries(
+    conn: sqlite3.Connection, deltas: list[Delta], changes: PageChanges, page: int
+) -> None:
+    if not deltas:
+        return
+    prior = _prior(conn, "SELECT id, revision, updated_at FROM entries WHERE id IN ({})",
+                   [d.id for d in deltas])
+    upserts = [d for d in deltas if not d.deleted]
+    deletes = [d for d in deltas if d.deleted]
+    if upserts:
+        conn.executemany(_UPSERT_ENTRY, [
+            (d.id, d.content_type, d.revision, d.created_at, d.updated_at,
+             _encode(d, page)) for d in upserts
+        ])
+        conn.executemany(_UPSERT_TYPE_INDEX, [(d.id, d.content_type) for d in upserts])
+        replaced = [(d.id,) for d in upserts if d.id in prior]
+        if replaced:
+            conn.executemany("DELETE FROM links WHERE source_id = ?", replaced)
+        conn.executemany(_INSERT_LINK, _link_rows(upserts))
+        _classify(upserts, prior, changes)
+    if deletes:
+        held = [d.id for d in deletes if d.id in prior]
+        known = dict(_rows(conn, "SELECT id, content_type FROM entry_types WHERE id IN ({})", held))
+        conn.executemany("DELETE FROM entries WHERE id = ?", [(i,) for i in held])
+        changes.deleted.extend(RecordChange("Entry", i, known.get(i)) for i in held)
+
+
+def _apply_assets(
+    conn: sqlite3.Connection, deltas: list[Delta], changes: PageChanges, page: int
+) -> None:
+    if not deltas:
+        return
+    prior = _prior(conn, "SELECT id, revision, updated_at FROM assets WHERE id IN ({})",
+                   [d.id for d in deltas])
+    upserts = [d for d in deltas if not d.deleted]
+    if upserts:
+        conn.executemany(_UPSERT_ASSET, [
+            (d.id, d.revision, d.created_at, d.updated_at, _encode(d, page)) for d in upserts
+        ])
+        _classify(upserts, prior, changes)
+    held = [d.id for d in deltas if d.deleted and d.id in prior]
+    if held:
+        conn.executemany("DELETE FROM assets WHERE id = ?", [(i,) for i in held])
+        changes.deleted.extend(RecordChange("Asset", i, None) for i in held)
+
+
+def _classify(
+    upserts: list[Delta], prior: dict[str, tuple[Any, Any]], changes: PageChanges
+) -> None:
+    for d in upserts:
+        change = RecordChange(d.record_type, d.id, d.content_type)
+        before = prior.get(d.id)
+        if before is None:
+            changes.added.append(change)
+        elif before != (d.revision, d.updated_at):
+            changes.updated.append(change)
+
+
+def _prior(conn: sqlite3.Connection, sql: str, ids: list[str]) -> dict[str, tuple[Any, Any]]:
+    return {row[0]: (row[1], row[2]) for row in _rows(conn, sql, ids)}
+
+
+def _rows(conn: sqlite3.Connection, sql: str, ids: list[str]) -> Iterator[tuple[Any, ...]]:
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        yield from conn.execute(sql.format(",".join("?" * len(chunk))), chunk)
+
+
+def _encode(delta: Delta, page: int) -> str:
+    try:
+        return json.dumps(delta.document, ensure_ascii=False, separators=(",", ":"))
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise PageError(
+            f"sync page {page}: {delta.record_type} {delta.id!r} cannot be stored: {exc}",
+            page=page,
+        ) from None
+
+
+def _link_rows(upserts: Iterable[Delta]) -> Iterator[tuple[str, str, str, int, str, str]]:
+    for d in upserts:
+        fields = (d.document or {}).get("fields") or {}
+        for name, locale, position, target_type, target_id in extract_links(fields):
+            yield d.id, name, locale, position, target_type, target_id
+
+
+def extract_links(fields: dict[str, Any]) -> Iterator[tuple[str, str, int, str, str]]:
+    """(field, locale, position, target type, target id) for each Link in a fields map."""
+    for name, by_locale in fields.items():
+        if not isinstance(by_locale, dict):
+            continue
+        for locale, value in by_locale.items():
+            if isinstance(value, dict):
+                link = _as_link(value)
+                if link:
+                    yield name, locale, 0, link[0], link[1]
+            elif isinstance(value, list):
+                for position, item in enumerate(value):
+                    link = _as_link(item) if isinstance(item, dict) else None
+                    if link:
+                        yield name, locale, position, link[0], link[1]
+
+
+def _as_link(value: dict[str, Any]) -> tuple[str, str] | None:
+    sys = value.get("sys")
+    if not isinstance(sys, dict) or sys.get("type") != "Link":
+        return None
+    link_type, target = sys.get("linkType"), sys.get("id")
+    if isinstance(link_type, str) and isinstance(target, str):
+        return link_type, target
+    return None

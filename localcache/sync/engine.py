@@ -1,0 +1,258 @@
+"""The page loop: the only code that writes to the store.
+
+For each page the provider yields, ONE ``BEGIN IMMEDIATE`` transaction holds the page's deltas
+and the token for the next request. A kill at any instant leaves the store at a page boundary,
+and the next sync resumes from the last committed token, in the middle of an initial sync too.
+While page N is applied, a background thread already fetches page N+1 (a queue of one page
+bounds memory, whatever the size of the space). Signals are sent after each commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import signals
+from ..errors import LocalCacheError, SyncError
+from ..providers.base import Delta, LocaleInfo, Page, Provider
+from ..store.apply import PageChanges, apply_deltas
+from ..store.database import Store
+from ..store.query import LocaleChain, Record
+from .lock import SyncLock
+
+__all__ = ["SyncEngine", "SyncResult", "TypeCounts"]
+
+log = logging.getLogger("localcache.sync")
+
+
+@dataclass(frozen=True)
+class TypeCounts:
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    @property
+    def changed(self) -> int:
+        return self.added + self.updated + self.deleted
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What one sync did: pages committed, per-type counts of real changes, wall time."""
+
+    pages: int
+    entries: TypeCounts
+    assets: TypeCounts
+    seconds: float
+    initial: bool
+    items: int = 0
+
+    @property
+    def added(self) -> dict[str, int]:
+        return {"Entry": self.entries.added, "Asset": self.assets.added}
+
+    @property
+    def updated(self) -> dict[str, int]:
+        return {"Entry": self.entries.updated, "Asset": self.assets.updated}
+
+    @property
+    def deleted(self) -> dict[str, int]:
+        return {"Entry": self.entries.deleted, "Asset": self.assets.deleted}
+
+    def summary(self) -> str:
+        kind = "initial sync" if self.initial else "delta sync"
+        e, a = self.entries, self.assets
+        return (
+            f"{kind}: {self.pages} page(s), {self.items} item(s) in {self.seconds:.2f}s; "
+            f"entries +{e.added} ~{e.updated} -{e.deleted}; "
+            f"assets +{a.added} ~{a.updated} -{a.deleted}"
+        )
+
+
+@dataclass
+class _Tally:
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    signalled: set[tuple[str, str]] = field(default_factory=set)
+    pages: int = 0
+    items: int = 0
+
+    def add(self, record_type: str, what: str, n: int) -> None:
+        key = (record_type, what)
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def of(self, record_type: str) -> TypeCounts:
+        return TypeCounts(*(self.counts.get((record_type, w), 0)
+                            for w in ("added", "updated", "deleted")))
+
+
+class SyncEngine:
+    """Joins a provider and a store for one sync; ``sender`` is what signals are sent from."""
+
+    def __init__(self, store: Store, provider: Provider, sender: object, *,
+                 lock_wait: float = 0.0) -> None:
+        self.store = store
+        self.provider = provider
+        self.sender = sender
+        self.lock_wait = lock_wait
+
+    def run(self) -> SyncResult:
+        started = time.monotonic()
+        with SyncLock(self.store.path, wait=self.lock_wait):
+            token = self.store.token()
+            initial = token is None or self.store.state("initial_in_progress") == "1"
+            signals.emit(signals.sync_started, self.sender, initial=initial)
+            tally = _Tally()
+            try:
+                locales = self.provider.fetch_locales()
+                chain = LocaleChain.from_locales(locales)
+                for page in _prefetched(self.provider.pages(token)):
+                    changes = self._commit(page, locales if tally.pages == 0 else None, initial)
+                    tally.pages += 1
+                    tally.items += len(page.deltas)
+                    self._announce(page, changes, chain, tally)
+            except LocalCacheError as error:
+                signals.emit(signals.sync_failed, self.sender, error=error)
+                raise
+            result = SyncResult(
+                pages=tally.pages,
+                entries=tally.of("Entry"),
+                assets=tally.of("Asset"),
+                seconds=time.monotonic() - started,
+                initial=initial,
+                items=tally.items,
+            )
+        signals.emit(signals.sync_finished, self.sender, result=result)
+        return result
+
+    def _commit(self, page: Page, locales: list[LocaleInfo] | None, initial: bool) -> PageChanges:
+        store = self.store
+        with store.write():
+            if locales is not None:
+                store.replace_locales(locales)
+            changes = apply_deltas(store.raw_connection(), page.deltas, page.number)
+            store.set_state(
+                token=page.next_token.value,
+                token_kind=page.next_token.kind,
+                initial_in_progress="1" if initial and not page.last else "0",
+                last_page_at=_now(),
+                **({"last_sync_at": _now()} if page.last else {}),
+            )
+        return changes
+
+    def _announce(self, page: Page, changes: PageChanges, chain: LocaleChain,
+                  tally: _Tally) -> None:
+        """After commit: per-record signals (once per sync), the page's ChangeSet, progress."""
+        documents = {(d.record_type, d.id): d for d in page.deltas if not d.deleted}
+        for what, items in (("added", changes.added), ("updated", changes.updated),
+                            ("deleted", changes.deleted)):
+            for item in items:
+                tally.add(item.record_type, what, 1)
+                key = (item.record_type + ("-" if what == "deleted" else "+"), item.id)
+                if key in tally.signalled:
+                    continue
+                tally.signalled.add(key)
+                self._record_signal(item.record_type, item.id, what,
+                                    documents.get((item.record_type, item.id)), chain)
+        signals.emit(signals.changes_committed, self.sender, changes=_change_set(page, changes))
+        signals.emit(signals.sync_progress, self.sender, page=page.number, items=tally.items,
+                     total=page.total)
+
+    def _record_signal(self, record_type: str, record_id: str, what: str,
+                       delta: Delta | None, chain: LocaleChain) -> None:
+        if what == "deleted":
+            signal = signals.entry_deleted if record_type == "Entry" else signals.asset_deleted
+            signals.emit(signal, self.sender, id=record_id)
+            return
+        signal = signals.entry_changed if record_type == "Entry" else signals.asset_changed
+        if not signal.receivers or delta is None:
+            return
+        signals.emit(signal, self.sender, id=record_id, record=_record_of(delta, chain))
+
+
+def _record_of(delta: Delta, chain: LocaleChain) -> Record:
+    document = delta.document or {}
+    fields = document.get("fields")
+    return Record(
+        type=delta.record_type,
+        id=delta.id,
+        content_type=delta.content_type,
+        revision=delta.revision,
+        created_at=delta.created_at,
+        updated_at=delta.updated_at,
+        fields=fields if isinstance(fields, dict) else {},
+        raw=document,
+        locales=chain,
+    )
+
+
+def _change_set(page: Page, changes: PageChanges) -> signals.ChangeSet:
+    def ids(items: list[Any], record_type: str) -> tuple[str, ...]:
+        return tuple(c.id for c in items if c.record_type == record_type)
+
+    touched = {c.content_type for c in (*changes.added, *changes.updated, *changes.deleted)
+               if c.record_type == "Entry" and c.content_type}
+    return signals.ChangeSet(
+        page=page.number,
+        entries_added=ids(changes.added, "Entry"),
+        entries_updated=ids(changes.updated, "Entry"),
+        entries_deleted=ids(changes.deleted, "Entry"),
+        assets_added=ids(changes.added, "Asset"),
+        assets_updated=ids(changes.updated, "Asset"),
+        assets_deleted=ids(changes.deleted, "Asset"),
+        content_types=frozenset(touched),
+    )
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+_DONE = object()
+
+
+def _prefetched(pages: Iterator[Page]) -> Iterator[Page]:
+    """Fetch the next page on a thread while the caller applies the current one."""
+    slot: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        slot.put(page, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            outcome: Any = _DONE
+        except BaseException as exc:  # handed to the consumer, who raises it
+            outcome = exc
+        while not stop.is_set():
+            try:
+                slot.put(outcome, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    worker = threading.Thread(target=produce, name="localcache-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = slot.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                if isinstance(item, LocalCacheError):
+                    raise item
+                raise SyncError(f"sync stopped: {type(item).__name__}: {item}") from item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
