@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import TOKEN, make_space
 
 FIXTURES = Path(os.environ.get(
     "LOCALCACHE_FIXTURES",
@@ -36,3 +37,18 @@ def load_fixture(fixtures_dir: Path) -> Any:
 @pytest.fixture
 def store_path(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path / "store.sqlite3"
+
+
+# -- the emulator ---------------------------------------------------------------------------
+
+@pytest.fixture
+def space() -> Any:
+    return make_space()
+
+
+@pytest.fixture
+def emulator(space: Any) -> Iterator[Any]:
+    from localcache.emulator import Emulator
+
+    with Emulator(space, access_token=TOKEN) as emu:
+        yield emu

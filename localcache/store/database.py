@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from peewee import OperationalError, PeeweeException, SqliteDatabase
+from peewee import PeeweeException, SqliteDatabase
 
 from ..errors import StoreError, StoreMismatchError
 from ..providers.base import ContinuationToken, LocaleInfo, StoreScope
@@ -107,7 +107,7 @@ class Store:
         try:
             with self.db.atomic("IMMEDIATE"):
                 yield
-        except OperationalError as exc:
+        except (PeeweeException, sqlite3.Error) as exc:
             raise _store_error(self.path, exc) from None
 
     def raw_connection(self) -> sqlite3.Connection:

@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import signals
 from ..errors import LocalCacheError, SyncError
-from ..providers.base import Delta, LocaleInfo, Page, Provider
+from ..providers.base import ContinuationToken, Delta, LocaleInfo, Page, Provider
 from ..store.apply import PageChanges, apply_deltas
 from ..store.database import Store
 from ..store.query import LocaleChain, Record
@@ -110,11 +110,11 @@ class SyncEngine:
             try:
                 locales = self.provider.fetch_locales()
                 chain = LocaleChain.from_locales(locales)
-                for page in _prefetched(self.provider.pages(token)):
-                    changes = self._commit(page, locales if tally.pages == 0 else None, initial)
-                    tally.pages += 1
-                    tally.items += len(page.deltas)
-                    self._announce(page, changes, chain, tally)
+                self._pages(token, initial, locales, chain, tally)
+                if token is not None and token.kind == "page":
+                    # A resumed sync continued a server-side view from before the interruption;
+                    # one delta more brings what changed meanwhile, so sync() means "up to date".
+                    self._pages(self.store.token(), False, None, chain, tally)
             except LocalCacheError as error:
                 signals.emit(signals.sync_failed, self.sender, error=error)
                 raise
@@ -128,6 +128,14 @@ class SyncEngine:
             )
         signals.emit(signals.sync_finished, self.sender, result=result)
         return result
+
+    def _pages(self, token: ContinuationToken | None, initial: bool,
+               locales: list[LocaleInfo] | None, chain: LocaleChain, tally: _Tally) -> None:
+        for page in _prefetched(self.provider.pages(token)):
+            changes = self._commit(page, locales if tally.pages == 0 else None, initial)
+            tally.pages += 1
+            tally.items += len(page.deltas)
+            self._announce(page, changes, chain, tally)
 
     def _commit(self, page: Page, locales: list[LocaleInfo] | None, initial: bool) -> PageChanges:
         store = self.store

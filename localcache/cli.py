@@ -1,0 +1,217 @@
+"""The ``localcache`` command: sync, export, stats, emulator, demo.
+
+Every failure prints one line on stderr naming what failed and exits non-zero; no traceback
+reaches the user, and no access token appears in anything printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from .errors import ConfigurationError, LocalCacheError
+
+__all__ = ["main"]
+
+TOKEN_ENV = "LOCALCACHE_ACCESS_TOKEN"
+
+EPILOG = {
+    "sync": "example: localcache sync --db app.sqlite3 --space cfexampleapi "
+            "--environment master --token $TOKEN",
+    "export": "example: localcache export --db app.sqlite3 > content.jsonl",
+    "stats": "example: localcache stats --db app.sqlite3",
+    "emulator": "example: localcache emulator --port 8000",
+    "demo": "example: localcache demo",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="localcache",
+                     description="An offline SQLite cache of a headless CMS, kept current by "
+                                 "its Sync API.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sync = commands.add_parser("sync", help="sync a space into a store file",
+                               epilog=EPILOG["sync"])
+    sync.add_argument("--db", type=Path, help="store file (default: the user data directory)")
+    sync.add_argument("--provider", choices=["contentful"], default="contentful")
+    sync.add_argument("--space", required=True, help="space id")
+    sync.add_argument("--environment", default="master")
+    sync.add_argument("--token", help=f"delivery access token (or set {TOKEN_ENV})")
+    sync.add_argument("--base-url", help="API base URL (default: the vendor's CDN)")
+    sync.add_argument("--preview", action="store_true", help="use the preview API")
+    sync.add_argument("--app-name", help="application name for the default store directory")
+    sync.add_argument("--snapshot", type=Path, help="seed a new store from this snapshot file")
+
+    export = commands.add_parser("export", help="print every record as JSON Lines",
+                                 epilog=EPILOG["export"])
+    export.add_argument("--db", type=Path, required=True)
+
+    stats = commands.add_parser("stats", help="what a store holds", epilog=EPILOG["stats"])
+    stats.add_argument("--db", type=Path, required=True)
+    stats.add_argument("--json", action="store_true", help="print JSON")
+
+    emulator = commands.add_parser("emulator", help="run a local CMS for app development",
+                                   epilog=EPILOG["emulator"])
+    emulator.add_argument("--port", type=int, default=8000)
+    emulator.add_argument("--entries", type=int, default=500)
+    emulator.add_argument("--token", default="localcache-dev-token",
+                          help="access token the emulator accepts")
+
+    demo = commands.add_parser("demo", help="sync a generated space from the built-in "
+                                            "emulator, offline", epilog=EPILOG["demo"])
+    demo.add_argument("--dir", type=Path, help="where to keep the demo store (default: temp)")
+    demo.add_argument("--entries", type=int, default=500)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    secrets = [s for s in (getattr(args, "token", None), os.environ.get(TOKEN_ENV)) if s]
+    handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except LocalCacheError as exc:
+        return _fail(str(exc), secrets)
+    except KeyboardInterrupt:
+        return _fail("interrupted", secrets, code=130)
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        return _fail(f"unexpected {type(exc).__name__}: {exc}", secrets, code=70)
+
+
+def _fail(message: str, secrets: list[str], code: int = 1) -> int:
+    for secret in secrets:
+        if len(secret) >= 6:  # shorter strings are not real tokens, and would mangle words
+            message = message.replace(secret, "***")
+    first = message.strip().splitlines()[0] if message.strip() else "failed"
+    print(f"localcache: error: {first}", file=sys.stderr)
+    return code
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from . import signals
+    from .cache import Cache
+    from .providers.contentful import Contentful
+
+    token = args.token or os.environ.get(TOKEN_ENV)
+    if not token:
+        raise ConfigurationError(f"sync needs an access token: pass --token or set {TOKEN_ENV}")
+    provider = Contentful(args.space, token, args.environment, args.base_url,
+                          preview=args.preview)
+    with Cache(provider, path=args.db, app_name=args.app_name, snapshot=args.snapshot) as cache:
+        progress = _Progress(sys.stderr)
+        with signals.sync_progress.connected_to(progress, sender=cache):
+            result = cache.sync()
+        progress.done()
+    print(result.summary())
+    return 0
+
+
+class _Progress:
+    """Progress lines on stderr, from the second page on (a one-page sync stays quiet)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.shown = False
+
+    def __call__(self, sender: object, *, page: int, items: int, total: int | None) -> None:
+        if page < 2:
+            return
+        of = f" of {total}" if total else ""
+        end = "\r" if self.stream.isatty() else "\n"
+        self.stream.write(f"page {page}: {items}{of} items committed{end}")
+        self.stream.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown and self.stream.isatty():
+            self.stream.write("\n")
+
+
+def _open_store(path: Path) -> Any:
+    from .store.database import Store
+
+    return Store(path, create=False)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .store.query import iter_records
+
+    store = _open_store(args.db)
+    try:
+        out = sys.stdout
+        for record_type in ("Entry", "Asset"):
+            for record in iter_records(store.models, record_type):
+                out.write(json.dumps({
+                    "type": record.type,
+                    "id": record.id,
+                    "content_type": record.content_type,
+                    "revision": record.revision,
+                    "fields": record.fields,
+                }, ensure_ascii=False, sort_keys=False) + "\n")
+    finally:
+        store.close()
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from .store.stats import store_stats
+
+    store = _open_store(args.db)
+    try:
+        stats = store_stats(store)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    for key, value in stats.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value)) or "-"
+        print(f"{key:>24}: {value}")
+    return 0
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from .emulator import Emulator, generate_space
+
+    space = generate_space(entries=args.entries)
+    emulator = Emulator(space, access_token=args.token, port=args.port)
+    emulator.start()
+    print(f"emulator serving space {space.space_id!r} environment {space.environment!r} at "
+          f"{emulator.base_url} (token: {args.token}); Ctrl-C to stop", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        emulator.stop()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(directory=args.dir, entries=args.entries)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "sync": _sync,
+    "export": _export,
+    "stats": _stats,
+    "emulator": _emulator,
+    "demo": _demo,
+}

@@ -1,0 +1,71 @@
+"""Helpers shared by the tests: a small emulated space, a cache on it, convergence checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+TOKEN = "test-delivery-token"
+
+
+def make_space(space_id: str = "testspace") -> Any:
+    from localcache.emulator import Locale, Space
+
+    space = Space(space_id, "master", locales=[
+        Locale("en-US", default=True), Locale("de-DE", fallback="en-US"),
+        Locale("de-AT", fallback="de-DE", optional=True),
+    ])
+    space.add_content_type("article", name="Article", fields=[
+        {"id": "title", "name": "Title", "type": "Symbol", "localized": True},
+        {"id": "body", "name": "Body", "type": "Text", "localized": True},
+        {"id": "related", "name": "Related", "type": "Array", "localized": False,
+         "items": {"type": "Link", "linkType": "Entry"}},
+        {"id": "image", "name": "Image", "type": "Link", "linkType": "Asset", "localized": False},
+    ], display_field="title")
+    return space
+
+
+def make_cache(emu: Any, path: Path, **provider_args: Any) -> Any:
+    from localcache import Cache, Contentful
+
+    provider = Contentful(emu.space.space_id, TOKEN, emu.space.environment,
+                          base_url=emu.base_url, **provider_args)
+    return Cache(provider, path=path)
+
+
+def assert_converged(cache: Any, space: Any) -> None:
+    """The store holds exactly what the emulator publishes now, item for item."""
+    entries = space.published_entries()
+    assets = space.published_assets()
+    stored_entries = {r.id: r for r in cache.entries()}
+    assert sorted(stored_entries) == sorted(entries)
+    for entry_id, item in entries.items():
+        record = stored_entries[entry_id]
+        assert record.raw == item, entry_id
+        assert record.fields == item["fields"]
+        assert record.revision == item["sys"]["revision"]
+        assert record.content_type == item["sys"]["contentType"]["sys"]["id"]
+    stored_assets = cache.stats()["assets"]
+    assert stored_assets == len(assets)
+    for asset_id, item in assets.items():
+        record = cache.asset(asset_id)
+        assert record is not None and record.raw == item, asset_id
+
+
+def article(title: str, de: str | None = None, related: list[str] | None = None,
+            image: str | None = None) -> dict[str, Any]:
+    fields: dict[str, Any] = {"title": {"en-US": title}, "body": {"en-US": f"Body of {title}"}}
+    if de is not None:
+        fields["title"]["de-DE"] = de
+    if related:
+        fields["related"] = {"en-US": [
+            {"sys": {"type": "Link", "linkType": "Entry", "id": i}} for i in related]}
+    if image:
+        fields["image"] = {"en-US": {"sys": {"type": "Link", "linkType": "Asset", "id": image}}}
+    return fields
+
+
+def asset_fields(name: str) -> dict[str, Any]:
+    return {"title": {"en-US": name}, "file": {"en-US": {
+        "url": f"//assets.example/{name}.png", "fileName": f"{name}.png",
+        "contentType": "image/png", "details": {"size": 100}}}}

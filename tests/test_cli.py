@@ -1,0 +1,184 @@
+"""The ``localcache`` command, run as a real subprocess against the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import TOKEN, assert_converged, make_cache
+
+from localcache.emulator import Emulator, generate_space
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    env.pop("LOCALCACHE_ACCESS_TOKEN", None)
+    return env
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "localcache", *args], capture_output=True,
+                          text=True, timeout=timeout, env=_env())
+
+
+def sync_args(emu: Any, db: Path, token: str = TOKEN) -> list[str]:
+    return ["sync", "--db", str(db), "--space", emu.space.space_id, "--environment",
+            emu.space.environment, "--token", token, "--base-url", emu.base_url]
+
+
+def test_sync_export_and_stats(emulator: Any, tmp_path: Path) -> None:
+    from support import article, asset_fields
+
+    emulator.space.publish_entry("e1", "article", article("One", de="Eins"))
+    emulator.space.publish_asset("a1", asset_fields("a1"))
+    db = tmp_path / "s.sqlite3"
+    done = run_cli(*sync_args(emulator, db))
+    assert done.returncode == 0, done.stderr
+    assert "initial sync: 1 page(s)" in done.stdout and "entries +1" in done.stdout
+
+    exported = run_cli("export", "--db", str(db))
+    assert exported.returncode == 0, exported.stderr
+    lines = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert lines == [
+        {"type": "Entry", "id": "e1", "content_type": "article", "revision": 1,
+         "fields": emulator.space.published_entries()["e1"]["fields"]},
+        {"type": "Asset", "id": "a1", "content_type": None, "revision": 1,
+         "fields": emulator.space.published_assets()["a1"]["fields"]},
+    ]
+    stats = run_cli("stats", "--db", str(db), "--json")
+    assert stats.returncode == 0, stats.stderr
+    figures = json.loads(stats.stdout)
+    assert (figures["entries"], figures["assets"], figures["synced"]) == (1, 1, True)
+
+
+def test_multi_page_sync_shows_progress_on_stderr(tmp_path: Path) -> None:
+    space = generate_space(entries=120, assets=5, seed=3)
+    with Emulator(space, access_token=TOKEN, page_size=25) as emu:
+        done = run_cli(*sync_args(emu, tmp_path / "s.sqlite3"))
+    assert done.returncode == 0, done.stderr
+    assert "page 2:" in done.stderr and "page 5:" in done.stderr
+    assert len(done.stdout.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["export", "--db", "/nonexistent/x.sqlite3"], "no store at"),
+    (["stats", "--db", "/nonexistent/x.sqlite3"], "no store at"),
+    (["sync", "--space", "s", "--token", "t", "--base-url", "http://example.com"],
+     "refusing plain http://"),
+    (["sync", "--space", "s", "--db", "x.sqlite3"], "needs an access token"),
+    (["sync"], "required"),
+])
+def test_failures_are_one_line_without_traceback(args: list[str], expected: str) -> None:
+    done = run_cli(*args)
+    assert done.returncode != 0
+    assert expected in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr
+
+
+def test_rejected_access_token_is_named_but_never_printed(emulator: Any, tmp_path: Path) -> None:
+    secret = "super-secret-token-value"
+    done = run_cli(*sync_args(emulator, tmp_path / "s.sqlite3", token=secret))
+    assert done.returncode == 1
+    assert "401" in done.stderr and "access token" in done.stderr
+    assert secret not in done.stderr + done.stdout
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def _check_killed_store(db: Path, versions: dict[str, list[Any]], page: int) -> str | None:
+    """Integrity ok; whole pages only; every stored record is a version the server published."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        kind = conn.execute("SELECT value FROM sync_state WHERE key = 'token_kind'").fetchone()
+        initial = conn.execute(
+            "SELECT value FROM sync_state WHERE key = 'initial_in_progress'").fetchone()
+        rows = conn.execute("SELECT id, raw FROM entries UNION ALL SELECT id, raw FROM assets")
+        stored = 0
+        for record_id, raw in rows:
+            stored += 1
+            assert json.loads(raw) in versions[record_id], record_id
+        if initial and initial[0] == "1":  # mid-initial-sync: a whole number of pages
+            assert stored % page == 0, stored
+        return kind[0] if kind else None
+    finally:
+        conn.close()
+
+
+def _kill_and_resume(tmp_path: Path, kills: int, seed: int) -> int:
+    """SIGKILL ``localcache sync`` mid-sync ``kills`` times while content changes; returns how
+    many kills landed while a sync was in progress."""
+    rng = random.Random(seed)
+    space = generate_space(entries=1200, assets=20, seed=seed)
+    versions: dict[str, list[Any]] = {}
+
+    def remember() -> None:
+        for items in (space.published_entries(), space.published_assets()):
+            for record_id, item in items.items():
+                if item not in versions.setdefault(record_id, []):
+                    versions[record_id].append(item)
+
+    remember()
+    page = 40
+    mid_sync = 0
+    with Emulator(space, access_token=TOKEN, page_size=page) as emu:
+        emu.faults.latency = 0.005
+        db = tmp_path / "killed.sqlite3"
+        for _ in range(kills):
+            ids = sorted(space.published_entries())
+            for entry_id in rng.sample(ids, 120):
+                item = space.published_entries()[entry_id]
+                fields = {**item["fields"], "title": {"en-US": f"edit {rng.random()}"}}
+                space.publish_entry(entry_id, item["sys"]["contentType"]["sys"]["id"], fields)
+            space.delete_entry(rng.choice(ids))
+            remember()
+            before = emu.requests_served
+            proc = subprocess.Popen([sys.executable, "-m", "localcache", *sync_args(emu, db)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    env=_env())
+            target = before + rng.randint(2, 5)
+            deadline = time.monotonic() + 30
+            while emu.requests_served < target and proc.poll() is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0, 0.02))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+            if db.exists() and _check_killed_store(db, versions, page) == "page":
+                mid_sync += 1
+        emu.faults.latency = 0.0
+        with make_cache(emu, db) as cache:
+            cache.sync()
+            assert_converged(cache, space)
+    return mid_sync
+
+
+def test_kill_9_during_sync_leaves_whole_pages_and_resumes(tmp_path: Path) -> None:
+    assert _kill_and_resume(tmp_path, kills=4, seed=1) >= 2
+
+
+@pytest.mark.slow
+def test_many_kills_during_sync(tmp_path: Path) -> None:
+    assert _kill_and_resume(tmp_path, kills=50, seed=2) >= 25
+
+
+def test_python_dash_m_and_help_document_every_command() -> None:
+    done = run_cli("--help")
+    assert done.returncode == 0
+    for command in ("sync", "export", "stats", "emulator", "demo"):
+        assert command in done.stdout
+        helped = run_cli(command, "--help")
+        assert helped.returncode == 0 and "example:" in helped.stdout
+        assert f"localcache {command}" in (REPO / "docs" / "cli.md").read_text()
