@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 __all__ = [
     "ContinuationToken",
     "Delta",
+    "PageSource",
     "LocaleInfo",
     "Page",
     "Provider",
@@ -58,6 +59,26 @@ class Delta:
     revision: int = 0
     created_at: str | None = None
     updated_at: str | None = None
+    position: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageSource:
+    """The page's items as the vendor sent them, as JSON text.
+
+    When a delta's ``document`` is the vendor's item unchanged, ``Delta.position`` indexes it in
+    the array at ``items_path``, and the store takes the record's JSON (and its columns, at the
+    given paths) straight from SQLite's JSON parser instead of re-encoding the dict in Python:
+    on an initial sync that is the difference between keeping up with the network or not.
+    """
+
+    text: str
+    items_path: str
+    id_path: str
+    content_type_path: str
+    revision_path: str
+    created_path: str
+    updated_path: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +99,9 @@ class Page:
     number: int
     deltas: list[Delta]
     next_token: ContinuationToken
-    initial: bool
     total: int | None = None
     skipped: int = 0
-    locales: list[LocaleInfo] | None = field(default=None)
+    source: PageSource | None = field(default=None, repr=False)
 
     @property
     def last(self) -> bool:

@@ -23,7 +23,7 @@ from ..errors import (
     TokenRejectedError,
 )
 from ..sync.http import HttpPolicy, HttpResponse, HttpTransport, check_base_url, parse_float_header
-from .base import ContinuationToken, Delta, LocaleInfo, Page, RecordType, StoreScope
+from .base import ContinuationToken, Delta, LocaleInfo, Page, PageSource, RecordType, StoreScope
 from .wire import decode_json_object
 
 __all__ = ["Contentful"]
@@ -211,8 +211,17 @@ class Contentful:
                 skipped += 1
             else:
                 deltas.append(delta)
-        return Page(number=number, deltas=deltas, next_token=token, initial=False,
-                    skipped=skipped)
+        source = PageSource(
+            text=response.body.decode("utf-8"),
+            items_path="$.items",
+            id_path="$.sys.id",
+            content_type_path="$.sys.contentType.sys.id",
+            revision_path="$.sys.revision",
+            created_path="$.sys.createdAt",
+            updated_path="$.sys.updatedAt",
+        )
+        return Page(number=number, deltas=deltas, next_token=token, skipped=skipped,
+                    source=source)
 
 
 def _token_from_url(url: Any, number: int) -> str:
@@ -224,7 +233,7 @@ def _token_from_url(url: Any, number: int) -> str:
     return values[0]
 
 
-def _parse_item(item: Any, number: int, position: int) -> Delta | None:
+def _parse_item(item: Any, number: int, position: int | None) -> Delta | None:
     where = f"sync page {number}, item {position}"
     if not isinstance(item, dict) or not isinstance(item.get("sys"), dict):
         raise PageError(f"{where}: item has no 'sys' object", page=number)
@@ -262,9 +271,10 @@ def _parse_item(item: Any, number: int, position: int) -> Delta | None:
                             page=number)
     if "fields" not in item:
         item = {**item, "fields": {}}
+        position = None  # the stored document differs from the item sent: encode it
     return Delta(record_type, record_id, False, document=item, content_type=content_type,
                  revision=revision, created_at=sys.get("createdAt"),
-                 updated_at=sys.get("updatedAt"))
+                 updated_at=sys.get("updatedAt"), position=position)
 
 
 def _link_id(link: Any) -> str | None:

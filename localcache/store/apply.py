@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import PageError
-from ..providers.base import Delta, RecordType
+from ..providers.base import Delta, PageSource, RecordType
 
 __all__ = ["PageChanges", "apply_deltas", "extract_links"]
 
@@ -40,6 +40,17 @@ _UPSERT_TYPE_INDEX = (
     "INSERT INTO entry_types (id, content_type) VALUES (?, ?) "
     "ON CONFLICT(id) DO UPDATE SET content_type = excluded.content_type"
 )
+# The same upserts, with each record's JSON and columns read by SQLite from the page's own text.
+_FROM_SOURCE = (
+    "SELECT json_extract(i.value, :id), {content_type}coalesce(json_extract(i.value, :rev), 0), "
+    "json_extract(i.value, :created), json_extract(i.value, :updated), i.value "
+    "FROM json_each(:text, :items) AS i WHERE i.key IN (SELECT value FROM json_each(:positions))"
+)
+_UPSERT_ENTRIES_FROM_SOURCE = _UPSERT_ENTRY.replace(
+    "VALUES (?, ?, ?, ?, ?, ?)",
+    _FROM_SOURCE.format(content_type="json_extract(i.value, :content_type), "))
+_UPSERT_ASSETS_FROM_SOURCE = _UPSERT_ASSET.replace(
+    "VALUES (?, ?, ?, ?, ?)", _FROM_SOURCE.format(content_type=""))
 _INSERT_LINK = (
     "INSERT OR REPLACE INTO links "
     "(source_id, field, locale, position, target_type, target_id) VALUES (?, ?, ?, ?, ?, ?)"
@@ -62,8 +73,17 @@ class PageChanges:
     deleted: list[RecordChange] = field(default_factory=list)
 
 
-def apply_deltas(conn: sqlite3.Connection, deltas: Sequence[Delta], page: int) -> PageChanges:
-    """Write ``deltas`` through ``conn``, inside the caller's transaction."""
+def apply_deltas(
+    conn: sqlite3.Connection,
+    deltas: Sequence[Delta],
+    page: int,
+    source: PageSource | None = None,
+) -> PageChanges:
+    """Write ``deltas`` through ``conn``, inside the caller's transaction.
+
+    With ``source``, records whose delta has a ``position`` are read from the page's JSON text
+    by SQLite (no re-encoding in Python, and the GIL is free meanwhile for the next fetch).
+    """
     latest: dict[tuple[str, str], Delta] = {}
     for delta in deltas:  # the later item wins; keep page order of the winners
         key = (delta.record_type, delta.id)
@@ -72,13 +92,14 @@ def apply_deltas(conn: sqlite3.Connection, deltas: Sequence[Delta], page: int) -
     changes = PageChanges()
     entries = [d for d in latest.values() if d.record_type == "Entry"]
     assets = [d for d in latest.values() if d.record_type == "Asset"]
-    _apply_entries(conn, entries, changes, page)
-    _apply_assets(conn, assets, changes, page)
+    _apply_entries(conn, entries, changes, page, source)
+    _apply_assets(conn, assets, changes, page, source)
     return changes
 
 
 def _apply_entries(
-    conn: sqlite3.Connection, deltas: list[Delta], changes: PageChanges, page: int
+    conn: sqlite3.Connection, deltas: list[Delta], changes: PageChanges, page: int,
+    source: PageSource | None,
 ) -> None:
     if not deltas:
         return
@@ -87,9 +108,10 @@ def _apply_entries(
     upserts = [d for d in deltas if not d.deleted]
     deletes = [d for d in deltas if d.deleted]
     if upserts:
+        encoded = _write_from_source(conn, _UPSERT_ENTRIES_FROM_SOURCE, upserts, source)
         conn.executemany(_UPSERT_ENTRY, [
             (d.id, d.content_type, d.revision, d.created_at, d.updated_at,
-             _encode(d, page)) for d in upserts
+             _encode(d, page)) for d in encoded
         ])
         conn.executemany(_UPSERT_TYPE_INDEX, [(d.id, d.content_type) for d in upserts])
         replaced = [(d.id,) for d in upserts if d.id in prior]
@@ -105,7 +127,8 @@ def _apply_entries(
 
 
 def _apply_assets(
-    conn: sqlite3.Connection, deltas: list[Delta], changes: PageChanges, page: int
+    conn: sqlite3.Connection, deltas: list[Delta], changes: PageChanges, page: int,
+    source: PageSource | None,
 ) -> None:
     if not deltas:
         return
@@ -113,14 +136,32 @@ def _apply_assets(
                    [d.id for d in deltas])
     upserts = [d for d in deltas if not d.deleted]
     if upserts:
+        encoded = _write_from_source(conn, _UPSERT_ASSETS_FROM_SOURCE, upserts, source)
         conn.executemany(_UPSERT_ASSET, [
-            (d.id, d.revision, d.created_at, d.updated_at, _encode(d, page)) for d in upserts
+            (d.id, d.revision, d.created_at, d.updated_at, _encode(d, page)) for d in encoded
         ])
         _classify(upserts, prior, changes)
     held = [d.id for d in deltas if d.deleted and d.id in prior]
     if held:
         conn.executemany("DELETE FROM assets WHERE id = ?", [(i,) for i in held])
         changes.deleted.extend(RecordChange("Asset", i, None) for i in held)
+
+
+def _write_from_source(
+    conn: sqlite3.Connection, sql: str, upserts: list[Delta], source: PageSource | None
+) -> list[Delta]:
+    """Upsert the deltas the page's text holds verbatim; return the rest, to be encoded."""
+    if source is None:
+        return upserts
+    positions = [d.position for d in upserts if d.position is not None]
+    if positions:
+        conn.execute(sql, {
+            "text": source.text, "items": source.items_path, "positions": json.dumps(positions),
+            "id": source.id_path, "content_type": source.content_type_path,
+            "rev": source.revision_path, "created": source.created_path,
+            "updated": source.updated_path,
+        })
+    return [d for d in upserts if d.position is None]
 
 
 def _classify(

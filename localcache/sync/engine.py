@@ -142,7 +142,7 @@ class SyncEngine:
         with store.write():
             if locales is not None:
                 store.replace_locales(locales)
-            changes = apply_deltas(store.raw_connection(), page.deltas, page.number)
+            changes = apply_deltas(store.raw_connection(), page.deltas, page.number, page.source)
             store.set_state(
                 token=page.next_token.value,
                 token_kind=page.next_token.kind,

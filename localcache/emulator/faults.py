@@ -1,0 +1,123 @@
+"""Switchable faults for the emulator.
+
+Real CDNs fail in a handful of recognisable ways (5xx, 429 with a wait header, connections cut
+mid-body, garbage bodies, tokens the server no longer knows).  A client is only robust against
+them if tests can trigger each one on demand, deterministically, on the next request.  This module
+holds that switchboard; the vendor protocol module decides how a fault looks on its wire.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["Fault", "FaultKind", "Faults", "RequestHook"]
+
+RequestHook = Callable[[str, dict[str, list[str]]], None]
+"""Called with (path, query) before a sync request is served; tests mutate the space in it."""
+
+
+class FaultKind(Enum):
+    """The one-shot faults; each queued instance spoils exactly one sync request."""
+
+    SERVER_ERROR = "server_error"
+    RATE_LIMIT = "rate_limit"
+    TRUNCATE = "truncate"
+    MALFORMED_JSON = "malformed_json"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One queued fault. ``status`` matters for server errors, ``reset`` for rate limits."""
+
+    kind: FaultKind
+    status: int = 0
+    reset: int = 0
+
+
+class Faults:
+    """Thread-safe fault switchboard shared by the test thread and the server threads.
+
+    One-shot faults form a FIFO queue, so a test can script a sequence such as "503, then 429,
+    then success" and each sync request consumes the next entry.  ``latency``, ``reject_tokens``
+    and ``on_request`` are plain switches that stay until changed or :meth:`clear` is called.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: deque[Fault] = deque()
+        self._token_generation = 0
+        self.latency: float = 0.0
+        self.reject_tokens: bool = False
+        self.on_request: RequestHook | None = None
+
+    # -- one-shot faults -------------------------------------------------------------------
+
+    def server_error(self, times: int = 1, status: int = 503) -> None:
+        """Answer the next ``times`` sync requests with ``status`` (5xx) and an error body."""
+        if not 500 <= status <= 599:
+            raise ValueError(f"server_error status must be 5xx, got {status}")
+        self._enqueue(Fault(FaultKind.SERVER_ERROR, status=status), times)
+
+    def rate_limit(self, times: int = 1, reset: int = 1) -> None:
+        """Answer the next ``times`` sync requests with 429 and a reset header of ``reset`` s."""
+        if reset < 0:
+            raise ValueError("reset must be >= 0")
+        self._enqueue(Fault(FaultKind.RATE_LIMIT, status=429, reset=reset), times)
+
+    def truncate(self, times: int = 1) -> None:
+        """Cut the body of the next ``times`` sync responses in half and drop the connection."""
+        self._enqueue(Fault(FaultKind.TRUNCATE), times)
+
+    def malformed_json(self, times: int = 1) -> None:
+        """Answer the next ``times`` sync requests with 200 and a body that is not JSON."""
+        self._enqueue(Fault(FaultKind.MALFORMED_JSON), times)
+
+    def _enqueue(self, fault: Fault, times: int) -> None:
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        with self._lock:
+            self._queue.extend([fault] * times)
+
+    def take(self) -> Fault | None:
+        """Pop the fault for the sync request being served now, if any."""
+        with self._lock:
+            return self._queue.popleft() if self._queue else None
+
+    @property
+    def pending(self) -> int:
+        """Number of one-shot faults still queued (lets tests assert they were consumed)."""
+        with self._lock:
+            return len(self._queue)
+
+    # -- token invalidation ----------------------------------------------------------------
+
+    def invalidate_tokens_before_now(self) -> None:
+        """Reject every sync token issued so far; tokens issued afterwards work.
+
+        Simulates a server-side token reset: the only documented recovery is a fresh initial
+        sync, and clients must discover that themselves.
+        """
+        with self._lock:
+            self._token_generation += 1
+
+    @property
+    def token_generation(self) -> int:
+        """Stamped into every token; tokens from an older generation are refused."""
+        with self._lock:
+            return self._token_generation
+
+    def clear(self) -> None:
+        """Back to a healthy server: no queued faults, no latency, no rejection, no hook.
+
+        The token generation is kept on purpose: tokens invalidated stay invalid, as they
+        would on a real server.
+        """
+        with self._lock:
+            self._queue.clear()
+            self.latency = 0.0
+            self.reject_tokens = False
+            self.on_request = None

@@ -1,0 +1,297 @@
+"""The emulator's HTTP server: real sockets on loopback, keep-alive, pluggable vendor protocols.
+
+Tests and benchmarks talk to the emulator exactly as the library talks to the vendor, over
+HTTP/1.1 with persistent connections, so connection reuse, timeouts and half-delivered bodies
+behave as they would in production.  Vendor protocols are mounted by path prefix
+(:meth:`Emulator.mount`); Contentful's is mounted at ``/spaces/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+import uuid
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .contentful import MEDIA_TYPE, ContentfulAPI
+from .faults import Faults
+from .space import Space
+from .wire import App, Request, Response
+
+__all__ = ["Emulator"]
+
+
+class _Server(ThreadingHTTPServer):
+    """Tracks open connections so stop() can close idle keep-alive sockets promptly."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    # The default backlog of 5 drops SYNs when a test opens connections in a burst, and a
+    # dropped SYN costs the client a one-second retransmit.
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
+        self.emulator = emulator
+        self.open_sockets: set[socket.socket] = set()
+        self.sockets_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.sockets_lock:
+            self.open_sockets.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.sockets_lock:
+            self.open_sockets.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet: the only errors reaching here are clients hanging up mid-response
+        (retry tests do that on purpose); protocol failures are already answered with 500."""
+
+    def close_all(self) -> None:
+        with self.sockets_lock:
+            sockets = list(self.open_sockets)
+            self.open_sockets.clear()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Without TCP_NODELAY, a small response written after its headers waits for the client's
+    # delayed ACK: ~40 ms per request on loopback.
+    disable_nagle_algorithm = True
+    server_version = "localcache-emulator"
+    sys_version = ""
+    server: _Server
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_HEAD(self) -> None:
+        self._serve("HEAD")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silenced: per-request logging would dominate benchmark output and timings."""
+
+    def _serve(self, method: str) -> None:
+        emulator = self.server.emulator
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)  # keep the connection in sync; bodies are not used
+        latency = emulator.faults.latency
+        if latency > 0:
+            time.sleep(latency)
+        url = urlsplit(self.path)
+        host = self.headers.get("Host") or emulator.authority
+        request = Request(
+            method=method,
+            path=url.path,
+            query=parse_qs(url.query, keep_blank_values=True),
+            headers={key.lower(): value for key, value in self.headers.items()},
+            base_url=f"http://{host}",
+        )
+        try:
+            response = emulator.dispatch(request)
+        except Exception:  # a failing test hook must not kill the connection silently
+            response = _internal_error()
+        emulator.count_request()
+        self._write(method, response)
+
+    def _write(self, method: str, response: Response) -> None:
+        """Send status line, headers and body in one write (one syscall, one segment if small)."""
+        body = response.body
+        try:
+            phrase = HTTPStatus(response.status).phrase
+        except ValueError:
+            phrase = ""
+        lines = [
+            f"{self.protocol_version} {response.status} {phrase}",
+            f"Server: {self.version_string()}",
+            f"Date: {self.date_time_string()}",
+            *(f"{name}: {value}" for name, value in response.headers),
+            f"Content-Length: {len(body)}",
+        ]
+        if response.truncate:
+            lines.append("Connection: close")
+            body = body[: len(body) // 2]
+            self.close_connection = True
+        if method == "HEAD":
+            body = b""
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head + body)
+        if response.truncate:
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+
+def _internal_error() -> Response:
+    request_id = uuid.uuid4().hex
+    body = {
+        "sys": {"type": "Error", "id": "InternalServerError"},
+        "message": "Internal server error.",
+        "requestId": request_id,
+    }
+    return Response(
+        500,
+        json.dumps(body).encode("utf-8"),
+        [("Content-Type", MEDIA_TYPE), ("X-Contentful-Request-Id", request_id)],
+    )
+
+
+def _not_found() -> Response:
+    request_id = uuid.uuid4().hex
+    body = {
+        "sys": {"type": "Error", "id": "NotFound"},
+        "message": "The resource could not be found.",
+        "requestId": request_id,
+    }
+    return Response(
+        404,
+        json.dumps(body).encode("utf-8"),
+        [("Content-Type", MEDIA_TYPE), ("X-Contentful-Request-Id", request_id)],
+    )
+
+
+class Emulator:
+    """A local Contentful CDA serving ``space`` until stopped.
+
+    ``port=0`` picks a free ephemeral port; read :attr:`base_url` after :meth:`start`.
+    """
+
+    def __init__(
+        self,
+        space: Space,
+        access_token: str = "secret-token",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        page_size: int = 100,
+    ) -> None:
+        self.space = space
+        self.access_token = access_token
+        self.host = host
+        self.port = port
+        self.faults = Faults()
+        self._apps: list[tuple[str, App]] = [
+            ("/spaces/", ContentfulAPI(space, access_token, self.faults, page_size)),
+        ]
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._count_lock = threading.Lock()
+        self._lifecycle_lock = threading.Lock()
+        self._requests_served = 0
+
+    # -- protocol plumbing -------------------------------------------------------------------
+
+    def mount(self, prefix: str, app: App) -> None:
+        """Serve paths starting with ``prefix`` by ``app`` (longest prefix wins)."""
+        self._apps.append((prefix, app))
+        self._apps.sort(key=lambda pair: len(pair[0]), reverse=True)
+
+    def dispatch(self, request: Request) -> Response:
+        """Hand a request to the protocol mounted for its path."""
+        for prefix, app in self._apps:
+            if request.path.startswith(prefix):
+                return app.handle(request)
+        return _not_found()
+
+    def count_request(self) -> None:
+        """Called once per answered request, before the response is written."""
+        with self._count_lock:
+            self._requests_served += 1
+
+    @property
+    def requests_served(self) -> int:
+        """Requests answered so far (any path, any status)."""
+        with self._count_lock:
+            return self._requests_served
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def authority(self) -> str:
+        """host:port the server is bound to."""
+        if self._server is None:
+            raise RuntimeError("the emulator is not running; call start() first")
+        return f"{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` of the running server."""
+        return f"http://{self.authority}"
+
+    def _bind(self) -> _Server:
+        if self._server is not None:
+            raise RuntimeError("the emulator is already running")
+        server = _Server((self.host, self.port), self)
+        self.port = server.server_address[1]
+        self._server = server
+        return server
+
+    def start(self) -> Emulator:
+        """Serve from a background daemon thread; returns self for chaining."""
+        server = self._bind()
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name=f"localcache-emulator-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until KeyboardInterrupt (for a CLI command)."""
+        server = self._bind()
+        try:
+            server.serve_forever(poll_interval=0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._close()
+
+    def stop(self) -> None:
+        """Stop serving and close every connection, including idle keep-alive ones."""
+        server = self._server
+        if server is None:
+            return
+        server.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._close()
+
+    def _close(self) -> None:
+        with self._lifecycle_lock:  # stop() and serve_forever()'s exit may race here
+            server, self._server = self._server, None
+        if server is None:
+            return
+        server.server_close()
+        server.close_all()
+
+    def __enter__(self) -> Emulator:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
