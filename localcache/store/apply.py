@@ -6,21 +6,22 @@ come back with their revision restarted at 1. Applying the same page twice chang
 
 Whether a record *changed* (and so is signalled) is decided against the stored
 ``(revision, updatedAt)`` pair, which differs for any new published version, including one
-re-created under an old id.
+re-created under an old id. The links table and the id → content type index follow the entries
+table through triggers (see ``schema.py``), inside SQLite, in the same transaction.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import PageError
 from ..providers.base import Delta, PageSource, RecordType
 
-__all__ = ["PageChanges", "apply_deltas", "extract_links"]
+__all__ = ["PageChanges", "apply_deltas"]
 
 _CHUNK = 900  # stay under SQLite's oldest bound-parameter limit (999)
 
@@ -36,10 +37,6 @@ _UPSERT_ASSET = (
     "revision = excluded.revision, created_at = excluded.created_at, "
     "updated_at = excluded.updated_at, raw = excluded.raw"
 )
-_UPSERT_TYPE_INDEX = (
-    "INSERT INTO entry_types (id, content_type) VALUES (?, ?) "
-    "ON CONFLICT(id) DO UPDATE SET content_type = excluded.content_type"
-)
 # The same upserts, with each record's JSON and columns read by SQLite from the page's own text.
 _FROM_SOURCE = (
     "SELECT json_extract(i.value, :id), {content_type}coalesce(json_extract(i.value, :rev), 0), "
@@ -51,10 +48,6 @@ _UPSERT_ENTRIES_FROM_SOURCE = _UPSERT_ENTRY.replace(
     _FROM_SOURCE.format(content_type="json_extract(i.value, :content_type), "))
 _UPSERT_ASSETS_FROM_SOURCE = _UPSERT_ASSET.replace(
     "VALUES (?, ?, ?, ?, ?)", _FROM_SOURCE.format(content_type=""))
-_INSERT_LINK = (
-    "INSERT OR REPLACE INTO links "
-    "(source_id, field, locale, position, target_type, target_id) VALUES (?, ?, ?, ?, ?, ?)"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +106,6 @@ def _apply_entries(
             (d.id, d.content_type, d.revision, d.created_at, d.updated_at,
              _encode(d, page)) for d in encoded
         ])
-        conn.executemany(_UPSERT_TYPE_INDEX, [(d.id, d.content_type) for d in upserts])
-        replaced = [(d.id,) for d in upserts if d.id in prior]
-        if replaced:
-            conn.executemany("DELETE FROM links WHERE source_id = ?", replaced)
-        conn.executemany(_INSERT_LINK, _link_rows(upserts))
         _classify(upserts, prior, changes)
     if deletes:
         held = [d.id for d in deletes if d.id in prior]
@@ -194,37 +182,3 @@ def _encode(delta: Delta, page: int) -> str:
             f"sync page {page}: {delta.record_type} {delta.id!r} cannot be stored: {exc}",
             page=page,
         ) from None
-
-
-def _link_rows(upserts: Iterable[Delta]) -> Iterator[tuple[str, str, str, int, str, str]]:
-    for d in upserts:
-        fields = (d.document or {}).get("fields") or {}
-        for name, locale, position, target_type, target_id in extract_links(fields):
-            yield d.id, name, locale, position, target_type, target_id
-
-
-def extract_links(fields: dict[str, Any]) -> Iterator[tuple[str, str, int, str, str]]:
-    """(field, locale, position, target type, target id) for each Link in a fields map."""
-    for name, by_locale in fields.items():
-        if not isinstance(by_locale, dict):
-            continue
-        for locale, value in by_locale.items():
-            if isinstance(value, dict):
-                link = _as_link(value)
-                if link:
-                    yield name, locale, 0, link[0], link[1]
-            elif isinstance(value, list):
-                for position, item in enumerate(value):
-                    link = _as_link(item) if isinstance(item, dict) else None
-                    if link:
-                        yield name, locale, position, link[0], link[1]
-
-
-def _as_link(value: dict[str, Any]) -> tuple[str, str] | None:
-    sys = value.get("sys")
-    if not isinstance(sys, dict) or sys.get("type") != "Link":
-        return None
-    link_type, target = sys.get("linkType"), sys.get("id")
-    if isinstance(link_type, str) and isinstance(target, str):
-        return link_type, target
-    return None

@@ -100,7 +100,6 @@ def bind_models(db: Database) -> BoundModels:
             table_name = "links"
             primary_key = CompositeKey("source", "field", "locale", "position")
             without_rowid = True
-            indexes = ((("target_type", "target_id"), False),)
 
     class LocaleRecord(Base):
         code = TextField(primary_key=True)

@@ -48,7 +48,7 @@ def connection_pragmas() -> list[tuple[str, Any]]:
         ("synchronous", "normal"),
         ("foreign_keys", 1),
         ("busy_timeout", BUSY_TIMEOUT_MS),
-        ("cache_size", -16_000),
+        ("cache_size", -8_000),
         ("temp_store", "memory"),
     ]
 
@@ -91,8 +91,40 @@ def read_header(path: Path) -> FileHeader:
     return FileHeader(exists=True, application_id=app_id, user_version=version)
 
 
+# Links and the id → content type index are derived from each entry's stored document by
+# triggers: SQLite walks the JSON in C while the GIL is free for the next page's fetch, and the
+# derived rows can never disagree with the entry they came from. A link is a Link object as a
+# field's value in a locale, or an element of an array there.
+_LINKS_OF_NEW = """
+    INSERT INTO links (source_id, field, locale, position, target_type, target_id)
+    SELECT NEW.id, f.key, l.key, 0, json_extract(l.value, '$.sys.linkType'),
+           json_extract(l.value, '$.sys.id')
+      FROM json_each(NEW.raw, '$.fields') AS f, json_each(f.value) AS l
+     WHERE f.type = 'object' AND l.type = 'object'
+       AND json_extract(l.value, '$.sys.type') = 'Link'
+    UNION ALL
+    SELECT NEW.id, f.key, l.key, a.key, json_extract(a.value, '$.sys.linkType'),
+           json_extract(a.value, '$.sys.id')
+      FROM json_each(NEW.raw, '$.fields') AS f, json_each(f.value) AS l, json_each(l.value) AS a
+     WHERE f.type = 'object' AND l.type = 'array' AND a.type = 'object'
+       AND json_extract(a.value, '$.sys.type') = 'Link';
+"""
+_TYPE_OF_NEW = (
+    "INSERT INTO entry_types (id, content_type) VALUES (NEW.id, NEW.content_type) "
+    "ON CONFLICT(id) DO UPDATE SET content_type = excluded.content_type;"
+)
+_TRIGGERS = [
+    "CREATE TRIGGER entries_after_insert AFTER INSERT ON entries BEGIN "
+    + _TYPE_OF_NEW + _LINKS_OF_NEW + " END",
+    "CREATE TRIGGER entries_after_update AFTER UPDATE OF raw, content_type ON entries BEGIN "
+    + _TYPE_OF_NEW + "DELETE FROM links WHERE source_id = OLD.id;" + _LINKS_OF_NEW + " END",
+]
+
+
 def _create_v1(db: Database, models: BoundModels) -> None:
     db.create_tables(models.all())
+    for statement in _TRIGGERS:
+        _sql(db, statement)
 
 
 MIGRATIONS: dict[int, Callable[[Database, BoundModels], None]] = {0: _create_v1}

@@ -77,7 +77,9 @@ class SyncResult:
 @dataclass
 class _Tally:
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
-    signalled: set[tuple[str, str]] = field(default_factory=set)
+    # Hashes of (type, deleted?, id) already counted and signalled in this sync: ints, so the
+    # set stays small (a few MB for 100k records) rather than holding every id string.
+    seen: set[int] = field(default_factory=set)
     pages: int = 0
     items: int = 0
 
@@ -155,15 +157,17 @@ class SyncEngine:
     def _announce(self, page: Page, changes: PageChanges, chain: LocaleChain,
                   tally: _Tally) -> None:
         """After commit: per-record signals (once per sync), the page's ChangeSet, progress."""
-        documents = {(d.record_type, d.id): d for d in page.deltas if not d.deleted}
+        wanted = signals.entry_changed.receivers or signals.asset_changed.receivers
+        documents = {(d.record_type, d.id): d for d in page.deltas if not d.deleted} \
+            if wanted else {}
         for what, items in (("added", changes.added), ("updated", changes.updated),
                             ("deleted", changes.deleted)):
             for item in items:
+                key = hash((item.record_type, what == "deleted", item.id))
+                if key in tally.seen:
+                    continue  # once per sync: an update after an add stays an add
+                tally.seen.add(key)
                 tally.add(item.record_type, what, 1)
-                key = (item.record_type + ("-" if what == "deleted" else "+"), item.id)
-                if key in tally.signalled:
-                    continue
-                tally.signalled.add(key)
                 self._record_signal(item.record_type, item.id, what,
                                     documents.get((item.record_type, item.id)), chain)
         signals.emit(signals.changes_committed, self.sender, changes=_change_set(page, changes))
@@ -224,36 +228,38 @@ _DONE = object()
 
 
 def _prefetched(pages: Iterator[Page]) -> Iterator[Page]:
-    """Fetch the next page on a thread while the caller applies the current one."""
-    slot: queue.Queue[Any] = queue.Queue(maxsize=1)
+    """Fetch the next page on a thread while the caller applies the current one.
+
+    At most two pages are alive at once (the one being applied and the one being fetched), so
+    memory stays flat whatever the size of the space.
+    """
+    ready: queue.Queue[Any] = queue.Queue()
+    budget = threading.Semaphore(2)
     stop = threading.Event()
 
+    def acquire() -> bool:
+        while not stop.is_set():
+            if budget.acquire(timeout=0.1):
+                return True
+        return False
+
     def produce() -> None:
+        outcome: Any = _DONE
         try:
-            for page in pages:
-                while not stop.is_set():
-                    try:
-                        slot.put(page, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            outcome: Any = _DONE
+            while acquire():
+                page = next(pages, None)
+                if page is None:
+                    break
+                ready.put(page)
         except BaseException as exc:  # handed to the consumer, who raises it
             outcome = exc
-        while not stop.is_set():
-            try:
-                slot.put(outcome, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        ready.put(outcome)
 
     worker = threading.Thread(target=produce, name="localcache-prefetch", daemon=True)
     worker.start()
     try:
         while True:
-            item = slot.get()
+            item = ready.get()
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
@@ -261,6 +267,8 @@ def _prefetched(pages: Iterator[Page]) -> Iterator[Page]:
                     raise item
                 raise SyncError(f"sync stopped: {type(item).__name__}: {item}") from item
             yield item
+            del item
+            budget.release()
     finally:
         stop.set()
         worker.join(timeout=5)
