@@ -182,3 +182,23 @@ def test_python_dash_m_and_help_document_every_command() -> None:
         helped = run_cli(command, "--help")
         assert helped.returncode == 0 and "example:" in helped.stdout
         assert f"localcache {command}" in (REPO / "docs" / "cli.md").read_text()
+
+
+def test_emulator_command_serves_a_space_that_syncs(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "localcache", "emulator", "--port", "0",
+                             "--entries", "30", "--token", "dev-token-123"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env())
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        url = line.split(" at ")[1].split(" ")[0]
+        space = line.split("space '")[1].split("'")[0]
+        done = run_cli("sync", "--db", str(tmp_path / "dev.sqlite3"), "--space", space,
+                       "--token", "dev-token-123", "--base-url", url)
+        assert done.returncode == 0, done.stderr
+        assert "entries +30" in done.stdout
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+    assert proc.returncode == 0

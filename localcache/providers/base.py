@@ -15,9 +15,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 __all__ = [
     "ContinuationToken",
     "Delta",
-    "PageSource",
     "LocaleInfo",
     "Page",
+    "PageSource",
     "Provider",
     "RecordType",
     "StoreScope",

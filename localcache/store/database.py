@@ -6,6 +6,7 @@ in WAL mode readers never wait for the writer and always see whole committed pag
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,11 +105,23 @@ class Store:
     def write(self) -> Iterator[None]:
         """One BEGIN IMMEDIATE transaction: the write lock is taken up front, so a page never
         fails half-way on a lock, and readers keep seeing the last committed page meanwhile."""
+        conn = self.raw_connection()
         try:
-            with self.db.atomic("IMMEDIATE"):
-                yield
-        except (PeeweeException, sqlite3.Error) as exc:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
             raise _store_error(self.path, exc) from None
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            # SQLite may already have rolled back (SQLITE_FULL does): roll back only what is
+            # still open, so the original error is the one reported.
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            if isinstance(exc, (PeeweeException, sqlite3.Error)):
+                raise _store_error(self.path, exc) from None
+            raise
 
     def raw_connection(self) -> sqlite3.Connection:
         """The calling thread's sqlite3 connection, for the hot path's executemany."""
@@ -132,7 +145,7 @@ class Store:
         return [
             LocaleInfo(code=r.code, name=r.name, default=r.is_default, fallback=r.fallback,
                        optional=r.optional)
-            for r in model.select().order_by(model.code)
+            for r in model.select().order_by(model.is_default.desc(), model.code)
         ]
 
 

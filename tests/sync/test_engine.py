@@ -122,9 +122,10 @@ def test_applying_a_page_twice_changes_nothing(emulator: Any, store_path: Path) 
     space.publish_entry("x", "article", article("x", related=["a0000", "a0001"]))
     with make_cache(emulator, store_path) as cache:
         cache.sync()
+    import json
+
     from localcache.providers.contentful import Contentful
     from localcache.sync.http import HttpResponse
-    import json
 
     items = list(space.published_entries().values())
     body = json.dumps({"sys": {"type": "Array"}, "items": items,

@@ -1,0 +1,54 @@
+"""Sync a space into a local store, print what changed, read a record with locale fallback.
+
+Runs offline against the built-in emulator; pass --space/--token to use a real Contentful
+space instead:
+
+    python examples/minimal_sync.py
+    python examples/minimal_sync.py --space cfexampleapi --token <delivery token>
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from localcache import Cache, ChangeSet, Contentful, signals
+from localcache.emulator import Emulator, generate_space
+
+
+def on_changes(sender: Any, *, changes: ChangeSet) -> None:
+    print(f"page {changes.page}: {len(changes.entries_changed)} entries changed, "
+          f"{len(changes.entries_deleted)} deleted, content types {sorted(changes.content_types)}")
+
+
+def sync_and_show(provider: Contentful, path: Path) -> None:
+    with Cache(provider, path=path) as cache:
+        with signals.changes_committed.connected_to(on_changes, sender=cache):
+            print(cache.sync().summary())
+        first = next(iter(cache.entries(limit=1)), None)
+        if first is not None:
+            for locale in cache.locales():
+                print(f"{first.id} in {locale.code}: {first.field('title', locale.code)!r}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space")
+    parser.add_argument("--token")
+    parser.add_argument("--db", type=Path)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        path = args.db or Path(scratch) / "example.sqlite3"
+        if args.space and args.token:
+            sync_and_show(Contentful(args.space, args.token), path)
+            return
+        space = generate_space(entries=120, assets=10)
+        with Emulator(space, access_token="example-token") as emulator:
+            sync_and_show(Contentful(space.space_id, "example-token",
+                                     base_url=emulator.base_url), path)
+
+
+if __name__ == "__main__":
+    main()
