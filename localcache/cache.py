@@ -73,14 +73,17 @@ class Cache:
 
     # -- sync ---------------------------------------------------------------------------------
 
-    def sync(self) -> SyncResult:
+    def sync(self, *, full: bool = False) -> SyncResult:
         """Bring the store up to date: an initial sync the first time, then deltas.
 
+        ``full=True`` forces a fresh initial sync, built beside the live data and swapped in
+        when complete (the same recovery that runs when the CMS rejects the stored token).
         Raises a :class:`~localcache.LocalCacheError` subclass on failure; every page
         committed before the failure stays, and the next call resumes after it.
         """
         try:
-            return SyncEngine(self._store, self.provider, self, lock_wait=self.lock_wait).run()
+            engine = SyncEngine(self._store, self.provider, self, lock_wait=self.lock_wait)
+            return engine.run(full=full)
         finally:
             with self._chain_lock:
                 self._chain = None
@@ -122,6 +125,7 @@ class Cache:
 
     def _locale_chain(self) -> LocaleChain:
         with self._chain_lock:
-            if self._chain is None:
+            if self._chain is None or self._chain.default is None:
+                # Locales arrive with the first page of the first sync: until then, look again.
                 self._chain = LocaleChain.from_locales(self._store.locales())
             return self._chain

@@ -390,19 +390,44 @@ def test_sync_failed_on_refused_access_token(demo: Any, store_path: Path,
     assert all(wrong not in repr(arg) for arg in error.args)
 
 
-def test_sync_failed_on_rejected_sync_token(demo: Any, store_path: Path,
-                                            recorder: Recorder) -> None:
+def test_rejected_sync_token_recovers_with_a_rebuild(demo: Any, store_path: Path,
+                                                     recorder: Recorder) -> None:
+    """A 400 on the stored token is not a failure: a fresh initial sync is swapped in, and as
+    the content did not change, the net change signalled is nothing."""
     initial, _, locales = demo
     with FastReplay([initial], locales) as server, \
             open_cache(server, store_path, EXAMPLE) as cache:
         cache.sync()
+        before = {r.id: r.raw for r in cache.entries()}
+        recorder.clear()
+        result = cache.sync()  # the replay knows no page after demo_initial's token
+        assert result.initial and result.entries.changed == 0
+        assert {r.id: r.raw for r in cache.entries()} == before
+    assert "sync_failed" not in recorder.names()
+    assert recorder.names()[0] == "sync_started" and recorder.names()[-1] == "sync_finished"
+    changes = [c["changes"] for c in recorder.of("changes_committed")]
+    assert len(changes) == 1 and changes[0].empty
+
+
+def test_sync_failed_when_a_rebuild_is_rejected_too(demo: Any, store_path: Path,
+                                                    recorder: Recorder) -> None:
+    initial, _, locales = demo
+    with FastReplay([initial], locales) as server, \
+            open_cache(server, store_path, EXAMPLE) as cache:
+        cache.sync()
+        server.pages = [{"sys": {"type": "Array"}, "items": [],
+                         "nextPageUrl": "http://x/sync?sync_token=unknown"}]
         recorder.clear()
         with pytest.raises(TokenRejectedError) as raised:
-            cache.sync()  # the replay knows no page after demo_initial's token
+            cache.sync()
         assert len(cache.entries()) == 7
     assert raised.value.status == 400
-    assert recorder.names() == ["sync_started", "sync_failed"]
+    names = recorder.names()
+    assert names[0] == "sync_started" and names[-1] == "sync_failed"
+    assert "sync_finished" not in names
     assert recorder.of("sync_failed") == [{"error": raised.value}]
+    # The shadow pages that did commit changed nothing a reader can see.
+    assert all(c["changes"].empty for c in recorder.of("changes_committed"))
 
 
 def test_sync_failed_when_the_page_cannot_be_written(demo: Any, store_path: Path,

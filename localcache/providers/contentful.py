@@ -112,8 +112,7 @@ class Contentful:
 
     def fetch_locales(self) -> list[LocaleInfo]:
         response = self._get("/locales", {"limit": "1000"}, what="locales request")
-        body = decode_json_object(response, what="locales response")
-        items = body.get("items")
+        items = decode_json_object(response, what="locales response").data.get("items")
         if not isinstance(items, list):
             raise PageError("locales response has no 'items' array", status=response.status)
         locales: list[LocaleInfo] = []
@@ -189,7 +188,8 @@ class Contentful:
     @staticmethod
     def parse_page(response: HttpResponse, number: int) -> Page:
         """Validate a whole sync response before any of it is applied."""
-        body = decode_json_object(response, what=f"sync page {number}", page=number)
+        decoded = decode_json_object(response, what=f"sync page {number}", page=number)
+        body = decoded.data
         items = body.get("items")
         if not isinstance(items, list):
             raise PageError(f"sync page {number} has no 'items' array", page=number)
@@ -212,7 +212,7 @@ class Contentful:
             else:
                 deltas.append(delta)
         source = PageSource(
-            text=response.body.decode("utf-8"),
+            text=decoded.text,
             items_path="$.items",
             id_path="$.sys.id",
             content_type_path="$.sys.contentType.sys.id",
@@ -245,14 +245,15 @@ def _parse_item(item: Any, number: int, position: int | None) -> Delta | None:
     if item_type not in _RECORD_TYPES:
         log.warning("%s: skipping item of unknown type %r", where, item_type)
         return None
-    if not isinstance(record_id, str) or not record_id:
-        raise PageError(f"{where}: {item_type} has no sys.id", page=number)
+    if not _is_text(record_id) or not record_id:
+        raise PageError(f"{where}: {item_type} has no usable sys.id", page=number)
     revision = sys.get("revision", 0)
-    if not isinstance(revision, int) or isinstance(revision, bool):
-        raise PageError(f"{where}: {item_type} {record_id!r} has a non-integer revision",
-                        page=number)
+    if not isinstance(revision, int) or isinstance(revision, bool) or not (
+            0 <= revision < 2**63):
+        raise PageError(f"{where}: {item_type} {record_id!r} has a revision that is not a "
+                        "64-bit natural number", page=number)
     for stamp in ("createdAt", "updatedAt"):
-        if sys.get(stamp) is not None and not isinstance(sys[stamp], str):
+        if sys.get(stamp) is not None and not _is_text(sys[stamp]):
             raise PageError(f"{where}: {item_type} {record_id!r} has a bad sys.{stamp}",
                             page=number)
     record_type, deleted = _RECORD_TYPES[item_type]
@@ -280,9 +281,20 @@ def _parse_item(item: Any, number: int, position: int | None) -> Delta | None:
 def _link_id(link: Any) -> str | None:
     if isinstance(link, dict) and isinstance(link.get("sys"), dict):
         value = link["sys"].get("id")
-        if isinstance(value, str) and value:
-            return value
+        if _is_text(value) and value:
+            return str(value)
     return None
+
+
+def _is_text(value: Any) -> bool:
+    """A string SQLite can store as UTF-8 (JSON allows lone surrogate escapes; UTF-8 not)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _error_body(body: bytes) -> tuple[str | None, str | None]:

@@ -7,25 +7,43 @@ not JSON, not declared as JSON, nested absurdly deep, or not an object.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PageError
 from ..sync.http import HttpResponse
 
-__all__ = ["decode_json_object"]
+__all__ = ["JsonBody", "decode_json_object"]
+
+
+@dataclass(frozen=True, slots=True)
+class JsonBody:
+    """A decoded body: the object, and the text it came from (handed on to SQLite)."""
+
+    data: dict[str, Any]
+    text: str
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def decode_json_object(
     response: HttpResponse, *, what: str, page: int | None = None
-) -> dict[str, Any]:
-    """The body as a JSON object, or a PageError naming ``what`` and the problem."""
+) -> JsonBody:
+    """The body as a JSON object, or a PageError naming ``what`` and the problem.
+
+    Strict: UTF-8 only (what the vendors send), and no NaN/Infinity, which Python's parser
+    would accept but JSON, and SQLite's JSON functions, do not.
+    """
     content_type = response.headers.get("Content-Type", "")
     media = content_type.split(";", 1)[0].strip().lower()
     if media and not (media.endswith("/json") or media.endswith("+json")):
         raise PageError(f"{what}: expected JSON but the server sent {media!r}",
                         page=page, status=response.status, request_id=response.request_id)
     try:
-        data = json.loads(response.body)
+        text = response.body.decode("utf-8")
+        data = json.loads(text, parse_constant=_no_constants)
     except RecursionError:
         # json's C decoder guards its own recursion: a hostile body cannot exhaust the stack.
         raise PageError(f"{what}: JSON nested absurdly deep", page=page,
@@ -37,7 +55,7 @@ def decode_json_object(
     if not isinstance(data, dict):
         raise PageError(f"{what}: body is a JSON {type(data).__name__}, not an object",
                         page=page, status=response.status, request_id=response.request_id)
-    return data
+    return JsonBody(data, text)
 
 
 def _short(exc: BaseException) -> str:

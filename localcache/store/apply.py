@@ -16,23 +16,34 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import PageError
 from ..providers.base import Delta, PageSource, RecordType
 
-__all__ = ["PageChanges", "apply_deltas"]
+__all__ = ["LIVE", "SHADOW", "PageChanges", "RecordChange", "Tables", "apply_deltas"]
 
 _CHUNK = 900  # stay under SQLite's oldest bound-parameter limit (999)
 
+
+class Tables(NamedTuple):
+    """Where a page is written: the live tables, or the shadow ones a rebuild fills."""
+
+    entries: str
+    assets: str
+
+
+LIVE = Tables("entries", "assets")
+SHADOW = Tables("rebuild_entries", "rebuild_assets")
+
 _UPSERT_ENTRY = (
-    "INSERT INTO entries (id, content_type, revision, created_at, updated_at, raw) "
+    "INSERT INTO {entries} (id, content_type, revision, created_at, updated_at, raw) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
     "content_type = excluded.content_type, revision = excluded.revision, "
     "created_at = excluded.created_at, updated_at = excluded.updated_at, raw = excluded.raw"
 )
 _UPSERT_ASSET = (
-    "INSERT INTO assets (id, revision, created_at, updated_at, raw) "
+    "INSERT INTO {assets} (id, revision, created_at, updated_at, raw) "
     "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
     "revision = excluded.revision, created_at = excluded.created_at, "
     "updated_at = excluded.updated_at, raw = excluded.raw"
@@ -45,9 +56,11 @@ _FROM_SOURCE = (
 )
 _UPSERT_ENTRIES_FROM_SOURCE = _UPSERT_ENTRY.replace(
     "VALUES (?, ?, ?, ?, ?, ?)",
-    _FROM_SOURCE.format(content_type="json_extract(i.value, :content_type), "))
+    _FROM_SOURCE.replace("{content_type}", "json_extract(i.value, :content_type), "))
 _UPSERT_ASSETS_FROM_SOURCE = _UPSERT_ASSET.replace(
-    "VALUES (?, ?, ?, ?, ?)", _FROM_SOURCE.format(content_type=""))
+    "VALUES (?, ?, ?, ?, ?)", _FROM_SOURCE.replace("{content_type}", ""))
+_PRIOR = "SELECT id, revision, updated_at FROM {table} WHERE id IN ({marks})"
+_DELETE = "DELETE FROM {table} WHERE id = ?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +84,7 @@ def apply_deltas(
     deltas: Sequence[Delta],
     page: int,
     source: PageSource | None = None,
+    tables: Tables = LIVE,
 ) -> PageChanges:
     """Write ``deltas`` through ``conn``, inside the caller's transaction.
 
@@ -85,24 +99,25 @@ def apply_deltas(
     changes = PageChanges()
     entries = [d for d in latest.values() if d.record_type == "Entry"]
     assets = [d for d in latest.values() if d.record_type == "Asset"]
-    _apply_entries(conn, entries, changes, page, source)
-    _apply_assets(conn, assets, changes, page, source)
+    _apply_entries(conn, entries, changes, page, source, tables)
+    _apply_assets(conn, assets, changes, page, source, tables)
     return changes
 
 
 def _apply_entries(
     conn: sqlite3.Connection, deltas: list[Delta], changes: PageChanges, page: int,
-    source: PageSource | None,
+    source: PageSource | None, tables: Tables,
 ) -> None:
     if not deltas:
         return
-    prior = _prior(conn, "SELECT id, revision, updated_at FROM entries WHERE id IN ({})",
-                   [d.id for d in deltas])
+    prior = _prior(conn, tables.entries, [d.id for d in deltas])
     upserts = [d for d in deltas if not d.deleted]
     deletes = [d for d in deltas if d.deleted]
     if upserts:
-        encoded = _write_from_source(conn, _UPSERT_ENTRIES_FROM_SOURCE, upserts, source)
-        conn.executemany(_UPSERT_ENTRY, [
+        encoded = _write_from_source(
+            conn, _UPSERT_ENTRIES_FROM_SOURCE.format(entries=tables.entries), upserts, source,
+            tables.entries, page)
+        conn.executemany(_UPSERT_ENTRY.format(entries=tables.entries), [
             (d.id, d.content_type, d.revision, d.created_at, d.updated_at,
              _encode(d, page)) for d in encoded
         ])
@@ -110,46 +125,60 @@ def _apply_entries(
     if deletes:
         held = [d.id for d in deletes if d.id in prior]
         known = dict(_rows(conn, "SELECT id, content_type FROM entry_types WHERE id IN ({})", held))
-        conn.executemany("DELETE FROM entries WHERE id = ?", [(i,) for i in held])
+        conn.executemany(_DELETE.format(table=tables.entries), [(i,) for i in held])
         changes.deleted.extend(RecordChange("Entry", i, known.get(i)) for i in held)
 
 
 def _apply_assets(
     conn: sqlite3.Connection, deltas: list[Delta], changes: PageChanges, page: int,
-    source: PageSource | None,
+    source: PageSource | None, tables: Tables,
 ) -> None:
     if not deltas:
         return
-    prior = _prior(conn, "SELECT id, revision, updated_at FROM assets WHERE id IN ({})",
-                   [d.id for d in deltas])
+    prior = _prior(conn, tables.assets, [d.id for d in deltas])
     upserts = [d for d in deltas if not d.deleted]
     if upserts:
-        encoded = _write_from_source(conn, _UPSERT_ASSETS_FROM_SOURCE, upserts, source)
-        conn.executemany(_UPSERT_ASSET, [
+        encoded = _write_from_source(
+            conn, _UPSERT_ASSETS_FROM_SOURCE.format(assets=tables.assets), upserts, source,
+            tables.assets, page)
+        conn.executemany(_UPSERT_ASSET.format(assets=tables.assets), [
             (d.id, d.revision, d.created_at, d.updated_at, _encode(d, page)) for d in encoded
         ])
         _classify(upserts, prior, changes)
     held = [d.id for d in deltas if d.deleted and d.id in prior]
     if held:
-        conn.executemany("DELETE FROM assets WHERE id = ?", [(i,) for i in held])
+        conn.executemany(_DELETE.format(table=tables.assets), [(i,) for i in held])
         changes.deleted.extend(RecordChange("Asset", i, None) for i in held)
 
 
 def _write_from_source(
-    conn: sqlite3.Connection, sql: str, upserts: list[Delta], source: PageSource | None
+    conn: sqlite3.Connection, sql: str, upserts: list[Delta], source: PageSource | None,
+    table: str, page: int,
 ) -> list[Delta]:
     """Upsert the deltas the page's text holds verbatim; return the rest, to be encoded."""
     if source is None:
         return upserts
-    positions = [d.position for d in upserts if d.position is not None]
-    if positions:
+    verbatim = [d for d in upserts if d.position is not None]
+    if verbatim:
         conn.execute(sql, {
-            "text": source.text, "items": source.items_path, "positions": json.dumps(positions),
+            "text": source.text, "items": source.items_path,
+            "positions": json.dumps([d.position for d in verbatim]),
             "id": source.id_path, "content_type": source.content_type_path,
             "rev": source.revision_path, "created": source.created_path,
             "updated": source.updated_path,
         })
+        _check_written(conn, table, verbatim, page)
     return [d for d in upserts if d.position is None]
+
+
+def _check_written(conn: sqlite3.Connection, table: str, deltas: list[Delta], page: int) -> None:
+    """SQLite read the columns from the text, Python from its parse; they differ only for an
+    object with a repeated key (JSON leaves the winner open). Refuse such a page."""
+    stored = _prior(conn, table, [d.id for d in deltas])
+    for d in deltas:
+        if stored.get(d.id) != (d.revision, d.updated_at):
+            raise PageError(f"sync page {page}: {d.record_type} {d.id!r} is ambiguous "
+                            "(its sys object repeats a key)", page=page)
 
 
 def _classify(
@@ -164,7 +193,8 @@ def _classify(
             changes.updated.append(change)
 
 
-def _prior(conn: sqlite3.Connection, sql: str, ids: list[str]) -> dict[str, tuple[Any, Any]]:
+def _prior(conn: sqlite3.Connection, table: str, ids: list[str]) -> dict[str, tuple[Any, Any]]:
+    sql = _PRIOR.format(table=table, marks="{}")
     return {row[0]: (row[1], row[2]) for row in _rows(conn, sql, ids)}
 
 
@@ -176,7 +206,7 @@ def _rows(conn: sqlite3.Connection, sql: str, ids: list[str]) -> Iterator[tuple[
 
 def _encode(delta: Delta, page: int) -> str:
     try:
-        return json.dumps(delta.document, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(delta.document, separators=(",", ":"), allow_nan=False)
     except (ValueError, TypeError, RecursionError) as exc:
         raise PageError(
             f"sync page {page}: {delta.record_type} {delta.id!r} cannot be stored: {exc}",

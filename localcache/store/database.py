@@ -69,7 +69,7 @@ class Store:
 
     def state(self, key: str) -> str | None:
         row = self.models.sync_state.get_or_none(self.models.sync_state.key == key)
-        return None if row is None else str(row.value)
+        return None if row is None or row.value is None else str(row.value)
 
     def set_state(self, **values: str | None) -> None:
         """Write state keys; call inside the page transaction that makes them true."""

@@ -41,9 +41,12 @@ class BoundModels:
     link: Any
     locale: Any
     sync_state: Any
+    rebuild_entry: Any
+    rebuild_asset: Any
 
     def all(self) -> list[Any]:
-        return [self.entry, self.asset, self.entry_type, self.link, self.locale, self.sync_state]
+        return [self.entry, self.asset, self.entry_type, self.link, self.locale, self.sync_state,
+                self.rebuild_entry, self.rebuild_asset]
 
 
 def bind_models(db: Database) -> BoundModels:
@@ -120,6 +123,29 @@ def bind_models(db: Database) -> BoundModels:
         class Meta:
             table_name = "sync_state"
 
+    class RebuildEntry(Base):
+        """A fresh initial sync is built here, beside the live data, then swapped in."""
+
+        id = TextField(primary_key=True)
+        content_type = TextField()
+        revision = IntegerField()
+        created_at = TextField(null=True)
+        updated_at = TextField(null=True)
+        document = TextField(column_name="raw")
+
+        class Meta:
+            table_name = "rebuild_entries"
+
+    class RebuildAsset(Base):
+        id = TextField(primary_key=True)
+        revision = IntegerField()
+        created_at = TextField(null=True)
+        updated_at = TextField(null=True)
+        document = TextField(column_name="raw")
+
+        class Meta:
+            table_name = "rebuild_assets"
+
     return BoundModels(
         entry=EntryRecord,
         asset=AssetRecord,
@@ -127,4 +153,6 @@ def bind_models(db: Database) -> BoundModels:
         link=LinkRecord,
         locale=LocaleRecord,
         sync_state=SyncStateRecord,
+        rebuild_entry=RebuildEntry,
+        rebuild_asset=RebuildAsset,
     )

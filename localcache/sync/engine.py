@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import signals
-from ..errors import LocalCacheError, SyncError
+from ..errors import LocalCacheError, SyncError, TokenRejectedError
 from ..providers.base import ContinuationToken, Delta, LocaleInfo, Page, Provider
-from ..store.apply import PageChanges, apply_deltas
+from ..store.apply import SHADOW, PageChanges, apply_deltas
 from ..store.database import Store
-from ..store.query import LocaleChain, Record
+from ..store.query import LocaleChain, Record, read_asset, read_entry
+from ..store.rebuild import clear_shadow, swap_in
 from .lock import SyncLock
 
 __all__ = ["SyncEngine", "SyncResult", "TypeCounts"]
@@ -82,6 +83,7 @@ class _Tally:
     seen: set[int] = field(default_factory=set)
     pages: int = 0
     items: int = 0
+    initial: bool = False
 
     def add(self, record_type: str, what: str, n: int) -> None:
         key = (record_type, what)
@@ -102,21 +104,23 @@ class SyncEngine:
         self.sender = sender
         self.lock_wait = lock_wait
 
-    def run(self) -> SyncResult:
+    def run(self, *, full: bool = False) -> SyncResult:
+        """One sync. ``full``: a fresh initial sync built beside the live data and swapped in."""
         started = time.monotonic()
         with SyncLock(self.store.path, wait=self.lock_wait):
             token = self.store.token()
-            initial = token is None or self.store.state("initial_in_progress") == "1"
+            rebuilding = self.store.state("rebuild_token") is not None
+            initial = (full or rebuilding or token is None
+                       or self.store.state("initial_in_progress") == "1")
             signals.emit(signals.sync_started, self.sender, initial=initial)
-            tally = _Tally()
+            tally = _Tally(initial=initial)
             try:
                 locales = self.provider.fetch_locales()
                 chain = LocaleChain.from_locales(locales)
-                self._pages(token, initial, locales, chain, tally)
-                if token is not None and token.kind == "page":
-                    # A resumed sync continued a server-side view from before the interruption;
-                    # one delta more brings what changed meanwhile, so sync() means "up to date".
-                    self._pages(self.store.token(), False, None, chain, tally)
+                if full or rebuilding:
+                    self._rebuild(locales, chain, tally, resume=rebuilding and not full)
+                else:
+                    self._sync_from(token, initial, locales, chain, tally)
             except LocalCacheError as error:
                 signals.emit(signals.sync_failed, self.sender, error=error)
                 raise
@@ -125,11 +129,67 @@ class SyncEngine:
                 entries=tally.of("Entry"),
                 assets=tally.of("Asset"),
                 seconds=time.monotonic() - started,
-                initial=initial,
+                initial=tally.initial,
                 items=tally.items,
             )
         signals.emit(signals.sync_finished, self.sender, result=result)
         return result
+
+    def _sync_from(self, token: ContinuationToken | None, initial: bool,
+                   locales: list[LocaleInfo], chain: LocaleChain, tally: _Tally) -> None:
+        try:
+            self._pages(token, initial, locales, chain, tally)
+            if token is not None and token.kind == "page":
+                # A resumed sync continued a server-side view from before the interruption;
+                # one delta more brings what changed meanwhile, so sync() means "up to date".
+                self._pages(self.store.token(), False, None, chain, tally)
+        except TokenRejectedError as rejected:
+            if token is None:
+                raise
+            log.warning("%s; rebuilding with a fresh initial sync beside the live data",
+                        rejected)
+            self._rebuild(locales if tally.pages == 0 else None, chain, tally, resume=False)
+
+    def _rebuild(self, locales: list[LocaleInfo] | None, chain: LocaleChain, tally: _Tally,
+                 *, resume: bool) -> None:
+        """A fresh initial sync into the shadow tables; its last page swaps them in.
+
+        Readers keep the live data meanwhile, never an empty or half-built store. Resumable
+        like any sync; if the rebuild's own token is refused, it starts over once.
+        """
+        tally.initial = True
+        value = self.store.state("rebuild_token") if resume else None
+        token = ContinuationToken(value, "page") if value else None
+        for attempt in (1, 2):
+            fresh = token is None
+            try:
+                for page in _prefetched(self.provider.pages(token)):
+                    with self.store.write():
+                        conn = self.store.raw_connection()
+                        if locales is not None and tally.pages == 0:
+                            self.store.replace_locales(locales)
+                        if fresh:
+                            clear_shadow(conn)
+                            fresh = False
+                        apply_deltas(conn, page.deltas, page.number, page.source, SHADOW)
+                        changes = swap_in(conn) if page.last else PageChanges()
+                        self.store.set_state(**self._rebuild_state(page))
+                    tally.pages += 1
+                    tally.items += len(page.deltas)
+                    self._announce(page, changes, chain, tally)
+                return
+            except TokenRejectedError:
+                if token is None or attempt == 2:
+                    raise
+                log.warning("the rebuild's own sync token was rejected; starting it over")
+                token = None
+
+    @staticmethod
+    def _rebuild_state(page: Page) -> dict[str, str | None]:
+        if not page.last:
+            return {"rebuild_token": page.next_token.value, "last_page_at": _now()}
+        return {"rebuild_token": None, "token": page.next_token.value, "token_kind": "sync",
+                "initial_in_progress": "0", "last_page_at": _now(), "last_sync_at": _now()}
 
     def _pages(self, token: ContinuationToken | None, initial: bool,
                locales: list[LocaleInfo] | None, chain: LocaleChain, tally: _Tally) -> None:
@@ -181,9 +241,14 @@ class SyncEngine:
             signals.emit(signal, self.sender, id=record_id)
             return
         signal = signals.entry_changed if record_type == "Entry" else signals.asset_changed
-        if not signal.receivers or delta is None:
+        if not signal.receivers:
             return
-        signals.emit(signal, self.sender, id=record_id, record=_record_of(delta, chain))
+        if delta is not None:
+            record: Record | None = _record_of(delta, chain)
+        else:  # swapped in from a rebuild: read what was committed
+            read = read_entry if record_type == "Entry" else read_asset
+            record = read(self.store.models, record_id, chain)
+        signals.emit(signal, self.sender, id=record_id, record=record)
 
 
 def _record_of(delta: Delta, chain: LocaleChain) -> Record:

@@ -146,7 +146,10 @@ class HttpTransport:
         """
         policy = self.policy
         last: _Retryable | None = None
-        for attempt in range(1, policy.max_attempts + 1):
+        attempt = 0
+        reason = ""
+        while attempt < policy.max_attempts:
+            attempt += 1
             try:
                 response = self._once(method, url, params, headers, what)
                 if ok(response) or not self._is_transient(response):
@@ -159,6 +162,9 @@ class HttpTransport:
                 break
             delay = self._delay(attempt, last.wait)
             if delay is None:
+                reason = (f"; the server asked to wait {last.wait:.0f}s, more than the "
+                          f"{policy.max_rate_limit_wait:.0f}s allowed (HttpPolicy."
+                          "max_rate_limit_wait)")
                 break
             log.warning(
                 "%s failed (%s), attempt %d of %d; retrying in %.2fs",
@@ -168,7 +174,8 @@ class HttpTransport:
         assert last is not None
         failed = last.response
         raise SyncError(
-            f"{what} failed after {policy.max_attempts} attempts: {last.reason}"
+            f"{what} failed after {attempt} attempt{'s' if attempt > 1 else ''}: "
+            f"{last.reason}{reason}"
             + (f" (request id {failed.request_id})" if failed and failed.request_id else ""),
             status=failed.status if failed else None,
             request_id=failed.request_id if failed else None,
