@@ -5,6 +5,8 @@ Public names come only from here; everything else is private and may change.
 
 from __future__ import annotations
 
+import logging as _logging
+
 from . import signals
 from .cache import Cache
 from .errors import (
@@ -15,6 +17,7 @@ from .errors import (
     SchemaVersionError,
     SnapshotError,
     StoreBusyError,
+    StoreCorruptError,
     StoreError,
     StoreMismatchError,
     SyncError,
@@ -28,6 +31,9 @@ from .sync.engine import SyncResult, TypeCounts
 from .sync.http import HttpPolicy
 
 __version__ = "0.1.0"
+
+# A library logs; the application decides where logs go (no "last resort" output on stderr).
+_logging.getLogger("localcache").addHandler(_logging.NullHandler())
 
 __all__ = [
     "AuthenticationError",
@@ -43,6 +49,7 @@ __all__ = [
     "SchemaVersionError",
     "SnapshotError",
     "StoreBusyError",
+    "StoreCorruptError",
     "StoreError",
     "StoreMismatchError",
     "SyncError",

@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .errors import ConfigurationError, SnapshotError
+from .errors import ConfigurationError, SnapshotError, StoreCorruptError
 from .paths import default_store_path
 from .providers.base import LocaleInfo, Provider
 from .store.database import Store
 from .store.query import LocaleChain, Record, read_asset, read_entries, read_entry
+from .store.recovery import move_aside
 from .store.stats import store_stats
 from .sync.engine import SyncEngine, SyncResult
 
 __all__ = ["Cache"]
+
+log = logging.getLogger("localcache.cache")
+
+
+def _open_store(path: Path, provider: Provider, rebuild_if_corrupt: bool) -> Store:
+    """Open the store; with ``rebuild_if_corrupt``, verify it, and move a damaged one aside
+    (never delete it) to start afresh: the next sync rebuilds the content."""
+    try:
+        return Store(path, provider.scope, verify=rebuild_if_corrupt)
+    except StoreCorruptError as exc:
+        if not rebuild_if_corrupt:
+            raise
+        moved = move_aside(path)
+        log.warning("%s; moved it aside to %s and starting a fresh store", exc, moved)
+        return Store(path, provider.scope)
 
 
 class Cache:
@@ -35,6 +52,7 @@ class Cache:
         *,
         app_author: str | None = None,
         lock_wait: float = 0.0,
+        rebuild_if_corrupt: bool = False,
     ) -> None:
         if not isinstance(provider, Provider):
             raise ConfigurationError(
@@ -48,7 +66,7 @@ class Cache:
         self.path = Path(path) if path is not None else default_store_path(
             provider.scope, app_name, app_author)
         self.lock_wait = lock_wait
-        self._store = Store(self.path, provider.scope)
+        self._store = _open_store(self.path, provider, rebuild_if_corrupt)
         self._chain_lock = threading.Lock()
         self._chain: LocaleChain | None = None
 
@@ -91,10 +109,12 @@ class Cache:
     # -- reads --------------------------------------------------------------------------------
 
     def entry(self, entry_id: str) -> Record | None:
-        return read_entry(self._store.models, str(entry_id), self._locale_chain())
+        with self._store.reading():
+            return read_entry(self._store.models, str(entry_id), self._locale_chain())
 
     def asset(self, asset_id: str) -> Record | None:
-        return read_asset(self._store.models, str(asset_id), self._locale_chain())
+        with self._store.reading():
+            return read_asset(self._store.models, str(asset_id), self._locale_chain())
 
     def entries(
         self,
@@ -105,8 +125,9 @@ class Cache:
         offset: int = 0,
     ) -> list[Record]:
         """Entries in id order, optionally of one content type or with the given ids."""
-        return read_entries(self._store.models, self._locale_chain(), content_type=content_type,
-                            ids=ids, limit=limit, offset=offset)
+        with self._store.reading():
+            return read_entries(self._store.models, self._locale_chain(),
+                                content_type=content_type, ids=ids, limit=limit, offset=offset)
 
     def resolve(self, record: Record, field: str, locale: str | None = None) -> list[Record]:
         """The records a link (or link array) field points to, skipping missing targets."""
@@ -118,14 +139,17 @@ class Cache:
         return out
 
     def locales(self) -> list[LocaleInfo]:
-        return self._store.locales()
+        with self._store.reading():
+            return self._store.locales()
 
     def stats(self) -> dict[str, Any]:
-        return store_stats(self._store)
+        with self._store.reading():
+            return store_stats(self._store)
 
     def _locale_chain(self) -> LocaleChain:
         with self._chain_lock:
             if self._chain is None or self._chain.default is None:
                 # Locales arrive with the first page of the first sync: until then, look again.
-                self._chain = LocaleChain.from_locales(self._store.locales())
+                with self._store.reading():
+                    self._chain = LocaleChain.from_locales(self._store.locales())
             return self._chain

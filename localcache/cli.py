@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -40,6 +41,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="localcache",
                      description="An offline SQLite cache of a headless CMS, kept current by "
                                  "its Sync API.")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log retries and warnings on stderr")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sync = commands.add_parser("sync", help="sync a space into a store file",
@@ -53,6 +56,10 @@ def _build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--preview", action="store_true", help="use the preview API")
     sync.add_argument("--app-name", help="application name for the default store directory")
     sync.add_argument("--snapshot", type=Path, help="seed a new store from this snapshot file")
+    sync.add_argument("--full", action="store_true",
+                      help="force a fresh initial sync, built beside the live data")
+    sync.add_argument("--rebuild-if-corrupt", action="store_true",
+                      help="move a damaged store aside (never deleted) and rebuild it")
 
     export = commands.add_parser("export", help="print every record as JSON Lines",
                                  epilog=EPILOG["export"])
@@ -78,6 +85,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="localcache: %(levelname)s: %(message)s")
     secrets = [s for s in (getattr(args, "token", None), os.environ.get(TOKEN_ENV)) if s]
     handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
     try:
@@ -109,10 +118,11 @@ def _sync(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"sync needs an access token: pass --token or set {TOKEN_ENV}")
     provider = Contentful(args.space, token, args.environment, args.base_url,
                           preview=args.preview)
-    with Cache(provider, path=args.db, app_name=args.app_name, snapshot=args.snapshot) as cache:
+    with Cache(provider, path=args.db, app_name=args.app_name, snapshot=args.snapshot,
+               rebuild_if_corrupt=args.rebuild_if_corrupt) as cache:
         progress = _Progress(sys.stderr)
         with signals.sync_progress.connected_to(progress, sender=cache):
-            result = cache.sync()
+            result = cache.sync(full=args.full)
         progress.done()
     print(result.summary())
     return 0

@@ -7,6 +7,7 @@ The whole tree, in one place::
      ├── StoreError                the SQLite file could not be used
      │    ├── SchemaVersionError   written by a newer localcache; left untouched
      │    ├── StoreMismatchError   the file belongs to another provider/space/environment
+     │    ├── StoreCorruptError    the file is damaged (never deleted; moved aside on request)
      │    └── StoreBusyError       another sync holds the file
      ├── SyncError                 talking to the CMS failed (carries status and request id)
      │    ├── AuthenticationError  the access token was refused (401/403)
@@ -30,6 +31,7 @@ __all__ = [
     "SchemaVersionError",
     "SnapshotError",
     "StoreBusyError",
+    "StoreCorruptError",
     "StoreError",
     "StoreMismatchError",
     "SyncError",
@@ -55,6 +57,11 @@ class SchemaVersionError(StoreError):
 
 class StoreMismatchError(StoreError):
     """The store holds another provider, space or environment than the one configured."""
+
+
+class StoreCorruptError(StoreError):
+    """The store file is damaged. It is never deleted: open the Cache with
+    ``rebuild_if_corrupt=True`` to move it aside and rebuild with a fresh sync."""
 
 
 class StoreBusyError(StoreError):

@@ -25,12 +25,13 @@ def make_space(space_id: str = "testspace") -> Any:
     return space
 
 
-def make_cache(emu: Any, path: Path, **provider_args: Any) -> Any:
+def make_cache(emu: Any, path: Path, rebuild_if_corrupt: bool = False,
+               **provider_args: Any) -> Any:
     from localcache import Cache, Contentful
 
     provider = Contentful(emu.space.space_id, TOKEN, emu.space.environment,
                           base_url=emu.base_url, **provider_args)
-    return Cache(provider, path=path)
+    return Cache(provider, path=path, rebuild_if_corrupt=rebuild_if_corrupt)
 
 
 def assert_converged(cache: Any, space: Any) -> None:

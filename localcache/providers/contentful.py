@@ -287,8 +287,9 @@ def _link_id(link: Any) -> str | None:
 
 
 def _is_text(value: Any) -> bool:
-    """A string SQLite can store as UTF-8 (JSON allows lone surrogate escapes; UTF-8 not)."""
-    if not isinstance(value, str):
+    """A string SQLite stores and returns intact: UTF-8 (JSON allows lone surrogate escapes,
+    UTF-8 does not) and no NUL (SQLite's text functions stop at one)."""
+    if not isinstance(value, str) or "\x00" in value:
         return False
     try:
         value.encode("utf-8")

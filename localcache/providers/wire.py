@@ -7,6 +7,7 @@ not JSON, not declared as JSON, nested absurdly deep, or not an object.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,13 +29,20 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
 def decode_json_object(
     response: HttpResponse, *, what: str, page: int | None = None
 ) -> JsonBody:
     """The body as a JSON object, or a PageError naming ``what`` and the problem.
 
-    Strict: UTF-8 only (what the vendors send), and no NaN/Infinity, which Python's parser
-    would accept but JSON, and SQLite's JSON functions, do not.
+    Strict: UTF-8 only (what the vendors send), and no NaN/Infinity or numbers beyond a double
+    (``1e400``), which Python's parser would accept but JSON, and an export of them, cannot hold.
     """
     content_type = response.headers.get("Content-Type", "")
     media = content_type.split(";", 1)[0].strip().lower()
@@ -43,7 +51,7 @@ def decode_json_object(
                         page=page, status=response.status, request_id=response.request_id)
     try:
         text = response.body.decode("utf-8")
-        data = json.loads(text, parse_constant=_no_constants)
+        data = json.loads(text, parse_constant=_no_constants, parse_float=_finite)
     except RecursionError:
         # json's C decoder guards its own recursion: a hostile body cannot exhaust the stack.
         raise PageError(f"{what}: JSON nested absurdly deep", page=page,

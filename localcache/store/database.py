@@ -14,10 +14,10 @@ from pathlib import Path
 
 from peewee import PeeweeException, SqliteDatabase
 
-from ..errors import StoreError, StoreMismatchError
+from ..errors import StoreCorruptError, StoreError, StoreMismatchError
 from ..providers.base import ContinuationToken, LocaleInfo, StoreScope
 from .models import BoundModels, bind_models
-from .schema import BUSY_TIMEOUT_MS, connection_pragmas, migrate, read_header
+from .schema import BUSY_TIMEOUT_MS, connection_pragmas, migrate, read_header, store_error
 
 __all__ = ["Store"]
 
@@ -28,7 +28,7 @@ class Store:
     """One store file. Only the sync engine calls the writing methods."""
 
     def __init__(self, path: str | Path, scope: StoreScope | None = None, *,
-                 create: bool = True) -> None:
+                 create: bool = True, verify: bool = False) -> None:
         self.path = Path(path)
         header = read_header(self.path)
         if not header.exists and not create:
@@ -51,16 +51,32 @@ class Store:
         try:
             self.db.connect(reuse_if_open=True)
             migrate(self.db, self.models)
+            if verify:
+                self._quick_check()
             self.scope = self._check_scope(scope)
         except (PeeweeException, sqlite3.Error) as exc:
             self.db.close()
-            raise StoreError(f"cannot open store {str(self.path)!r}: {exc}") from None
+            raise store_error(self.path, exc) from None
         except BaseException:
             self.db.close()
             raise
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r}, scope={self.scope!r})"
+
+    def _quick_check(self) -> None:
+        problems = [row[0] for row in self.raw_connection().execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise StoreCorruptError(
+                f"store {str(self.path)!r} is damaged: {'; '.join(problems)}")
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Map SQLite errors of a read to localcache's own."""
+        try:
+            yield
+        except (PeeweeException, sqlite3.Error) as exc:
+            raise store_error(self.path, exc) from None
 
     def close(self) -> None:
         self.db.close()
@@ -109,7 +125,7 @@ class Store:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise _store_error(self.path, exc) from None
+            raise store_error(self.path, exc) from None
         try:
             yield
             conn.execute("COMMIT")
@@ -120,7 +136,7 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             if isinstance(exc, (PeeweeException, sqlite3.Error)):
-                raise _store_error(self.path, exc) from None
+                raise store_error(self.path, exc) from None
             raise
 
     def raw_connection(self) -> sqlite3.Connection:
@@ -147,12 +163,3 @@ class Store:
                        optional=r.optional)
             for r in model.select().order_by(model.is_default.desc(), model.code)
         ]
-
-
-def _store_error(path: Path, exc: Exception) -> StoreError:
-    text = str(exc)
-    if "full" in text:
-        return StoreError(f"store {str(path)!r}: the disk is full; free space and sync again")
-    if "readonly" in text or "read-only" in text:
-        return StoreError(f"store {str(path)!r} is read-only; choose a writable location")
-    return StoreError(f"store {str(path)!r}: {text}")

@@ -19,7 +19,7 @@ from typing import Any
 
 from peewee import Database
 
-from ..errors import SchemaVersionError, StoreError
+from ..errors import SchemaVersionError, StoreCorruptError, StoreError
 from .models import BoundModels
 
 __all__ = [
@@ -69,13 +69,13 @@ def read_header(path: Path) -> FileHeader:
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
-        raise StoreError(f"cannot open store {str(path)!r}: {exc}") from None
+        raise store_error(path, exc) from None
     try:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"store {str(path)!r} is not a readable SQLite database: {exc}") from None
+    except sqlite3.Error as exc:
+        raise store_error(path, exc) from None
     finally:
         conn.close()
     if app_id not in (0, APPLICATION_ID) or (app_id == 0 and tables):
@@ -119,6 +119,25 @@ _TRIGGERS = [
     "CREATE TRIGGER entries_after_update AFTER UPDATE OF raw, content_type ON entries BEGIN "
     + _TYPE_OF_NEW + "DELETE FROM links WHERE source_id = OLD.id;" + _LINKS_OF_NEW + " END",
 ]
+
+
+def store_error(path: Path, exc: Exception) -> StoreError:
+    """The one place SQLite's errors become localcache's, by what the user can do about them."""
+    text = str(exc)
+    lowered = text.lower()
+    where = f"store {str(path)!r}"
+    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        return StoreCorruptError(
+            f"{where} is damaged ({text}); it was not changed. Open the Cache with "
+            "rebuild_if_corrupt=True to move it aside and rebuild it with a fresh sync")
+    if "full" in lowered:
+        return StoreError(f"{where}: the disk is full; free space and sync again")
+    if "readonly" in lowered or "read-only" in lowered:
+        return StoreError(f"{where} is read-only; choose a writable location")
+    if "unable to open" in lowered:
+        return StoreError(f"{where} cannot be opened ({text}); check that its directory "
+                          "exists and is readable and writable")
+    return StoreError(f"{where}: {text}")
 
 
 def _create_v1(db: Database, models: BoundModels) -> None:

@@ -82,14 +82,18 @@ def _default_wait(headers: Mapping[str, str]) -> float | None:
 
 def check_base_url(url: str, *, allow_insecure_http: bool = False) -> str:
     """Refuse plain http:// except on loopback, so a token never crosses a network in clear."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"base URL {url!r} is not an http(s) URL with a host")
-    if parts.username or parts.password:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        raise ConfigurationError("base URL is not a valid URL") from None
+    if parts.username or parts.password or "@" in parts.netloc:
         raise ConfigurationError("base URL must not carry credentials; pass the token instead")
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise ConfigurationError(f"base URL {url!r} is not an http(s) URL with a host")
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(hostname):
         raise ConfigurationError(
-            f"refusing plain http:// base URL for host {parts.hostname!r}: use https, or pass "
+            f"refusing plain http:// base URL for host {hostname!r}: use https, or pass "
             "allow_insecure_http=True if you really mean it"
         )
     return url.rstrip("/")
