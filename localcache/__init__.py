@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging as _logging
 
 from . import signals
+from ._version import __version__
 from .cache import Cache
 from .errors import (
     AuthenticationError,
@@ -26,11 +27,10 @@ from .errors import (
 from .providers.base import LocaleInfo
 from .providers.contentful import Contentful
 from .signals import ChangeSet
+from .snapshot import SnapshotInfo
 from .store.query import Record
 from .sync.engine import SyncResult, TypeCounts
 from .sync.http import HttpPolicy
-
-__version__ = "0.1.0"
 
 # A library logs; the application decides where logs go (no "last resort" output on stderr).
 _logging.getLogger("localcache").addHandler(_logging.NullHandler())
@@ -48,6 +48,7 @@ __all__ = [
     "Record",
     "SchemaVersionError",
     "SnapshotError",
+    "SnapshotInfo",
     "StoreBusyError",
     "StoreCorruptError",
     "StoreError",

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .errors import ConfigurationError, SnapshotError, StoreCorruptError
+from ._version import __version__
+from .errors import ConfigurationError, StoreCorruptError
 from .paths import default_store_path
 from .providers.base import LocaleInfo, Provider
+from .seeding import announce_seed, seed_store
+from .snapshot import SnapshotInfo, create_snapshot
 from .store.database import Store
 from .store.query import LocaleChain, Record, read_asset, read_entries, read_entry
 from .store.recovery import move_aside
@@ -39,8 +43,9 @@ class Cache:
     """An on-device store of one space, kept current through the vendor's Sync API.
 
     Constructing a Cache opens (or creates) the store file and does no network I/O; call
-    :meth:`sync` for that. Reads work offline, from any thread, at any time, and always see
-    whole committed pages.
+    :meth:`sync` for that. With ``snapshot=``, a bundled snapshot seeds a store that does not
+    exist yet (or replaces an older one, see docs/snapshot.md) before it opens.
+    Reads work offline, from any thread, at any time, and always see whole committed pages.
     """
 
     def __init__(
@@ -58,17 +63,20 @@ class Cache:
             raise ConfigurationError(
                 f"Cache needs a provider such as Contentful(...), not {type(provider).__name__}"
             )
-        if snapshot is not None:
-            raise SnapshotError(
-                "seeding from a snapshot is not available in this version of localcache"
-            )
+        started = time.monotonic()
         self.provider = provider
         self.path = Path(path) if path is not None else default_store_path(
             provider.scope, app_name, app_author)
         self.lock_wait = lock_wait
+        #: The snapshot installed while opening (first launch or app upgrade), else None.
+        self.seeded: SnapshotInfo | None = None
+        if snapshot is not None:
+            self.seeded = seed_store(self.path, provider.scope, Path(snapshot))
         self._store = _open_store(self.path, provider, rebuild_if_corrupt)
         self._chain_lock = threading.Lock()
         self._chain: LocaleChain | None = None
+        if self.seeded is not None:
+            announce_seed(self, self._store, started)
 
     def __repr__(self) -> str:
         return f"Cache({self.provider!r}, path={str(self.path)!r})"
@@ -137,6 +145,13 @@ class Cache:
             if found is not None:
                 out.append(found)
         return out
+
+    def create_snapshot(self, path: str | Path) -> SnapshotInfo:
+        """Write a snapshot of this store to ``path`` for an app to bundle (docs/snapshot.md).
+
+        Consistent even while a sync runs: it captures one committed page boundary.
+        """
+        return create_snapshot(self.path, Path(path), library_version=__version__)
 
     def locales(self) -> list[LocaleInfo]:
         with self._store.reading():

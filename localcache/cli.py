@@ -26,6 +26,7 @@ EPILOG = {
     "sync": "example: localcache sync --db app.sqlite3 --space cfexampleapi "
             "--environment master --token $TOKEN",
     "export": "example: localcache export --db app.sqlite3 > content.jsonl",
+    "snapshot": "example: localcache snapshot create --db app.sqlite3 --output content.snap",
     "stats": "example: localcache stats --db app.sqlite3",
     "emulator": "example: localcache emulator --port 8000",
     "demo": "example: localcache demo",
@@ -60,6 +61,25 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="force a fresh initial sync, built beside the live data")
     sync.add_argument("--rebuild-if-corrupt", action="store_true",
                       help="move a damaged store aside (never deleted) and rebuild it")
+
+    snapshot = commands.add_parser("snapshot", help="create or inspect a prepackaged snapshot",
+                                   epilog=EPILOG["snapshot"])
+    snapshot_commands = snapshot.add_subparsers(dest="snapshot_command", required=True,
+                                                parser_class=_Parser)
+    create = snapshot_commands.add_parser(
+        "create", help="write a snapshot of a store, or of recorded sync pages",
+        epilog=EPILOG["snapshot"])
+    source = create.add_mutually_exclusive_group(required=True)
+    source.add_argument("--db", type=Path, help="the store to snapshot")
+    source.add_argument("--from-pages", type=Path,
+                        help="a directory of saved sync pages (JSON files, in name order)")
+    create.add_argument("--output", type=Path, required=True, help="the snapshot file to write")
+    create.add_argument("--space", help="space id (--from-pages; default: read from the pages)")
+    create.add_argument("--environment", help="environment (--from-pages; default: from pages)")
+    info = snapshot_commands.add_parser("info", help="print a snapshot's metadata",
+                                        epilog="example: localcache snapshot info content.snap")
+    info.add_argument("file", type=Path)
+    info.add_argument("--json", action="store_true", help="print JSON")
 
     export = commands.add_parser("export", help="print every record as JSON Lines",
                                  epilog=EPILOG["export"])
@@ -195,6 +215,42 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _snapshot(args: argparse.Namespace) -> int:
+    from ._version import __version__
+    from .snapshot import SnapshotInfo, create_snapshot, read_snapshot_info
+
+    info: SnapshotInfo
+    if args.snapshot_command == "info":
+        info = read_snapshot_info(args.file)
+        if args.json:
+            print(json.dumps(info.to_json(), indent=2))
+            return 0
+    elif args.db is not None:
+        _open_store(args.db).close()  # a clear error when it is missing or not a store
+        info = create_snapshot(args.db, args.output, library_version=__version__)
+    else:
+        info = _snapshot_from_pages(args)
+    for key, value in info.to_json().items():
+        if key == "token" and value:
+            value = f"{value[:12]}... ({len(value)} chars)"
+        print(f"{key:>16}: {value}")
+    return 0
+
+
+def _snapshot_from_pages(args: argparse.Namespace) -> Any:
+    import tempfile
+
+    from .cache import Cache
+    from .providers.recorded import RecordedPages
+
+    provider = RecordedPages(args.from_pages, args.space, args.environment)
+    with tempfile.TemporaryDirectory(prefix="localcache-pages-") as scratch, \
+            Cache(provider, path=Path(scratch) / "pages.sqlite3") as cache:
+        while not provider.exhausted:
+            cache.sync()
+        return cache.create_snapshot(args.output)
+
+
 def _emulator(args: argparse.Namespace) -> int:
     from .emulator import Emulator, generate_space
 
@@ -222,6 +278,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sync": _sync,
     "export": _export,
     "stats": _stats,
+    "snapshot": _snapshot,
     "emulator": _emulator,
     "demo": _demo,
 }

@@ -177,7 +177,7 @@ def test_many_kills_during_sync(tmp_path: Path) -> None:
 def test_python_dash_m_and_help_document_every_command() -> None:
     done = run_cli("--help")
     assert done.returncode == 0
-    for command in ("sync", "export", "stats", "emulator", "demo"):
+    for command in ("sync", "export", "stats", "snapshot", "emulator", "demo"):
         assert command in done.stdout
         helped = run_cli(command, "--help")
         assert helped.returncode == 0 and "example:" in helped.stdout

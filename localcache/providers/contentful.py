@@ -111,13 +111,18 @@ class Contentful:
     # -- requests ---------------------------------------------------------------------------
 
     def fetch_locales(self) -> list[LocaleInfo]:
-        response = self._get("/locales", {"limit": "1000"}, what="locales request")
+        return self.parse_locales(
+            self._get("/locales", {"limit": "1000"}, what="locales request"))
+
+    @staticmethod
+    def parse_locales(response: HttpResponse) -> list[LocaleInfo]:
+        """The space's locales from a ``/locales`` response."""
         items = decode_json_object(response, what="locales response").data.get("items")
         if not isinstance(items, list):
             raise PageError("locales response has no 'items' array", status=response.status)
         locales: list[LocaleInfo] = []
         for item in items:
-            if not isinstance(item, dict) or not isinstance(item.get("code"), str):
+            if not isinstance(item, dict) or not _is_text(item.get("code")):
                 raise PageError("locales response holds a locale without a 'code'")
             fallback = item.get("fallbackCode")
             locales.append(
@@ -125,7 +130,7 @@ class Contentful:
                     code=item["code"],
                     name=str(item.get("name") or ""),
                     default=bool(item.get("default")),
-                    fallback=fallback if isinstance(fallback, str) and fallback else None,
+                    fallback=fallback if _is_text(fallback) and fallback else None,
                     optional=bool(item.get("optional")),
                 )
             )

@@ -9,7 +9,15 @@ from peewee import fn
 from .database import Store
 from .schema import SCHEMA_VERSION
 
-__all__ = ["store_stats"]
+__all__ = ["newest_update", "store_stats"]
+
+
+def newest_update(store: Store) -> str | None:
+    """The latest ``updatedAt`` of any stored record: how far the store's content reaches."""
+    row = store.raw_connection().execute(
+        "SELECT max(m) FROM (SELECT max(updated_at) AS m FROM entries "
+        "UNION ALL SELECT max(updated_at) FROM assets)").fetchone()
+    return None if row is None or row[0] is None else str(row[0])
 
 
 def store_stats(store: Store) -> dict[str, Any]:
