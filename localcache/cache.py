@@ -26,17 +26,26 @@ __all__ = ["Cache"]
 log = logging.getLogger("localcache.cache")
 
 
-def _open_store(path: Path, provider: Provider, rebuild_if_corrupt: bool) -> Store:
-    """Open the store; with ``rebuild_if_corrupt``, verify it, and move a damaged one aside
-    (never delete it) to start afresh: the next sync rebuilds the content."""
+def _open_store(path: Path, provider: Provider, snapshot: Path | None,
+                rebuild_if_corrupt: bool) -> tuple[Store, SnapshotInfo | None]:
+    """Seed (when a snapshot is given) and open the store.
+
+    With ``rebuild_if_corrupt`` the store is verified, and a damaged one is moved aside (never
+    deleted) to start afresh: from the snapshot when there is one, else by the next sync.
+    """
+
+    def attempt() -> tuple[Store, SnapshotInfo | None]:
+        seeded = seed_store(path, provider.scope, snapshot) if snapshot is not None else None
+        return Store(path, provider.scope, verify=rebuild_if_corrupt), seeded
+
     try:
-        return Store(path, provider.scope, verify=rebuild_if_corrupt)
+        return attempt()
     except StoreCorruptError as exc:
         if not rebuild_if_corrupt:
             raise
         moved = move_aside(path)
-        log.warning("%s; moved it aside to %s and starting a fresh store", exc, moved)
-        return Store(path, provider.scope)
+        log.warning("%s; moved it aside to %s and starting afresh", exc, moved)
+        return attempt()
 
 
 class Cache:
@@ -68,11 +77,11 @@ class Cache:
         self.path = Path(path) if path is not None else default_store_path(
             provider.scope, app_name, app_author)
         self.lock_wait = lock_wait
+        self._store, seeded = _open_store(
+            self.path, provider, Path(snapshot) if snapshot is not None else None,
+            rebuild_if_corrupt)
         #: The snapshot installed while opening (first launch or app upgrade), else None.
-        self.seeded: SnapshotInfo | None = None
-        if snapshot is not None:
-            self.seeded = seed_store(self.path, provider.scope, Path(snapshot))
-        self._store = _open_store(self.path, provider, rebuild_if_corrupt)
+        self.seeded: SnapshotInfo | None = seeded
         self._chain_lock = threading.Lock()
         self._chain: LocaleChain | None = None
         if self.seeded is not None:

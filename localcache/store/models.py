@@ -123,26 +123,12 @@ def bind_models(db: Database) -> BoundModels:
         class Meta:
             table_name = "sync_state"
 
-    class RebuildEntry(Base):
-        """A fresh initial sync is built here, beside the live data, then swapped in."""
-
-        id = TextField(primary_key=True)
-        content_type = TextField()
-        revision = IntegerField()
-        created_at = TextField(null=True)
-        updated_at = TextField(null=True)
-        document = TextField(column_name="raw")
-
+    # A fresh initial sync is built in these, beside the live data, then swapped in.
+    class RebuildEntry(EntryRecord):
         class Meta:
             table_name = "rebuild_entries"
 
-    class RebuildAsset(Base):
-        id = TextField(primary_key=True)
-        revision = IntegerField()
-        created_at = TextField(null=True)
-        updated_at = TextField(null=True)
-        document = TextField(column_name="raw")
-
+    class RebuildAsset(AssetRecord):
         class Meta:
             table_name = "rebuild_assets"
 

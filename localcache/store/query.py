@@ -55,6 +55,17 @@ class Record:
     raw: dict[str, Any] = field(repr=False, compare=False)
     locales: LocaleChain = field(default_factory=LocaleChain, repr=False, compare=False)
 
+    @classmethod
+    def of(cls, record_type: RecordType, record_id: str, content_type: str | None,
+           revision: int, created_at: str | None, updated_at: str | None,
+           document: dict[str, Any], locales: LocaleChain) -> Record:
+        """A record from its stored document (whose ``fields`` it exposes) and columns."""
+        fields = document.get("fields")
+        return cls(type=record_type, id=record_id, content_type=content_type, revision=revision,
+                   created_at=created_at, updated_at=updated_at,
+                   fields=fields if isinstance(fields, dict) else {}, raw=document,
+                   locales=locales)
+
     def field(self, name: str, locale: str | None = None, default: Any = None) -> Any:
         """The value of ``name`` in ``locale`` (default: the space's default locale),
         following the space's fallback chain where the locale has no value."""
@@ -81,18 +92,9 @@ class Record:
 
 def _record(row: Any, record_type: RecordType, locales: LocaleChain) -> Record:
     raw = json.loads(row.document)
-    fields = raw.get("fields") if isinstance(raw, dict) else None
-    return Record(
-        type=record_type,
-        id=row.id,
-        content_type=getattr(row, "content_type", None),
-        revision=row.revision,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        fields=fields if isinstance(fields, dict) else {},
-        raw=raw,
-        locales=locales,
-    )
+    return Record.of(record_type, row.id, getattr(row, "content_type", None), row.revision,
+                     row.created_at, row.updated_at, raw if isinstance(raw, dict) else {},
+                     locales)
 
 
 def _columns(model: Any) -> list[Any]:

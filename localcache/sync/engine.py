@@ -253,19 +253,8 @@ class SyncEngine:
 
 
 def _record_of(delta: Delta, chain: LocaleChain) -> Record:
-    document = delta.document or {}
-    fields = document.get("fields")
-    return Record(
-        type=delta.record_type,
-        id=delta.id,
-        content_type=delta.content_type,
-        revision=delta.revision,
-        created_at=delta.created_at,
-        updated_at=delta.updated_at,
-        fields=fields if isinstance(fields, dict) else {},
-        raw=document,
-        locales=chain,
-    )
+    return Record.of(delta.record_type, delta.id, delta.content_type, delta.revision,
+                     delta.created_at, delta.updated_at, delta.document or {}, chain)
 
 
 def _change_set(page: Page, changes: PageChanges) -> signals.ChangeSet:

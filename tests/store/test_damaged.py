@@ -67,3 +67,25 @@ def test_store_under_a_file_is_a_clear_error(emulator: Any, tmp_path: Path) -> N
     blocker.write_text("x")
     with pytest.raises(StoreError, match="cannot create the directory"):
         make_cache(emulator, blocker / "store.sqlite3")
+
+
+def test_opt_in_rebuilds_a_corrupt_store_from_the_snapshot(emulator: Any, tmp_path: Path) -> None:
+    from support import TOKEN
+
+    from localcache import Cache, Contentful
+
+    for n in range(5):
+        emulator.space.publish_entry(f"e{n}", "article", article(f"e{n}"))
+    with make_cache(emulator, tmp_path / "release.sqlite3") as release:
+        release.sync()
+        release.create_snapshot(tmp_path / "content.snap")
+    user = tmp_path / "user.sqlite3"
+    user.write_bytes(b"\x13garbage" * 500)
+    provider = Contentful("testspace", TOKEN, base_url="http://127.0.0.1:9")  # offline
+    with Cache(provider, path=user, snapshot=tmp_path / "content.snap",
+               rebuild_if_corrupt=True) as cache:
+        assert cache.seeded is not None and cache.stats()["entries"] == 5
+    assert any(".corrupt-" in p.name for p in tmp_path.iterdir())
+    with pytest.raises(StoreCorruptError):
+        user.write_bytes(b"\x13garbage" * 500)
+        Cache(provider, path=user, snapshot=tmp_path / "content.snap")
