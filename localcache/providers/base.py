@@ -129,8 +129,11 @@ class Provider(Protocol):
     @property
     def scope(self) -> StoreScope: ...
 
-    def fetch_locales(self) -> list[LocaleInfo]:
-        """The space's locales with their fallbacks, read from the vendor (never guessed)."""
+    def fetch_locales(self) -> list[LocaleInfo] | None:
+        """The space's locales with their fallbacks, read from the vendor (never guessed).
+
+        None when the vendor does not list them: the store then learns the codes the records
+        use, without fallbacks."""
         ...
 
     def pages(self, token: ContinuationToken | None) -> Iterator[Page]:

@@ -110,9 +110,16 @@ class Contentful:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def fetch_locales(self) -> list[LocaleInfo]:
-        return self.parse_locales(
-            self._get("/locales", {"limit": "1000"}, what="locales request"))
+    def fetch_locales(self) -> list[LocaleInfo] | None:
+        try:
+            response = self._get("/locales", {"limit": "1000"}, what="locales request")
+        except SyncError as exc:
+            if exc.status != 404:
+                raise
+            log.warning("%s; learning locale codes from the content instead (no fallbacks)",
+                        exc)
+            return None
+        return self.parse_locales(response)
 
     @staticmethod
     def parse_locales(response: HttpResponse) -> list[LocaleInfo]:

@@ -64,17 +64,11 @@ class RecordedPages:
     def close(self) -> None:
         pass
 
-    def fetch_locales(self) -> list[LocaleInfo]:
-        if self._locales_file is not None:
-            return Contentful.parse_locales(
-                HttpResponse(200, _JSON, self._locales_file.read_bytes(), None))
-        codes: list[str] = []
-        for fields in _fields_of(self._read(self._pages[0], 1)):
-            for by_locale in fields.values():
-                if isinstance(by_locale, dict):
-                    codes.extend(c for c in by_locale if c not in codes)
-        default = "en-US" if "en-US" in codes or not codes else codes[0]
-        return [LocaleInfo(code=c, default=c == default) for c in (codes or [default])]
+    def fetch_locales(self) -> list[LocaleInfo] | None:
+        if self._locales_file is None:
+            return None  # the store learns the codes the pages use
+        return Contentful.parse_locales(
+            HttpResponse(200, _JSON, self._locales_file.read_bytes(), None))
 
     def pages(self, token: ContinuationToken | None) -> Iterator[Page]:
         number = 0
@@ -103,12 +97,6 @@ class RecordedPages:
         if not isinstance(data, dict):
             raise PageError(f"{path.name}: not a sync page", page=number)
         return data
-
-
-def _fields_of(page: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for item in page.get("items") or []:
-        if isinstance(item, dict) and isinstance(item.get("fields"), dict):
-            yield item["fields"]
 
 
 def _link_of(page: dict[str, Any], kind: str) -> str | None:

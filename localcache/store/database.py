@@ -156,6 +156,20 @@ class Store:
                 for loc in locales
             ]).execute()
 
+    def learn_locales(self, codes: list[str]) -> bool:
+        """Add locale codes not known yet (the first one ever becomes the default); in the
+        caller's transaction. True when any was new."""
+        conn = self.raw_connection()
+        known = {row[0] for row in conn.execute("SELECT code FROM locales")}
+        new = [code for code in codes if code not in known]
+        if not new:
+            return False
+        default = "en-US" if not known and "en-US" in new else (new[0] if not known else None)
+        conn.executemany(
+            "INSERT INTO locales (code, name, is_default, fallback, optional) "
+            "VALUES (?, '', ?, NULL, 0)", [(code, code == default) for code in new])
+        return True
+
     def locales(self) -> list[LocaleInfo]:
         model = self.models.locale
         return [

@@ -104,6 +104,9 @@ class SyncEngine:
         self.provider = provider
         self.sender = sender
         self.lock_wait = lock_wait
+        self._locales: list[LocaleInfo] | None = None
+        self._locales_written = False
+        self._chain = LocaleChain()
 
     def run(self, *, full: bool = False) -> SyncResult:
         """One sync. ``full``: a fresh initial sync built beside the live data and swapped in."""
@@ -116,12 +119,14 @@ class SyncEngine:
             signals.emit(signals.sync_started, self.sender, initial=initial)
             tally = _Tally(initial=initial)
             try:
-                locales = self.provider.fetch_locales()
-                chain = LocaleChain.from_locales(locales)
+                self._locales = self.provider.fetch_locales()
+                self._locales_written = False
+                self._chain = LocaleChain.from_locales(
+                    self._locales if self._locales is not None else self.store.locales())
                 if full or rebuilding:
-                    self._rebuild(locales, chain, tally, resume=rebuilding and not full)
+                    self._rebuild(tally, resume=rebuilding and not full)
                 else:
-                    self._sync_from(token, initial, locales, chain, tally)
+                    self._sync_from(token, initial, tally)
             except LocalCacheError as error:
                 signals.emit(signals.sync_failed, self.sender, error=error)
                 raise
@@ -136,23 +141,21 @@ class SyncEngine:
         signals.emit(signals.sync_finished, self.sender, result=result)
         return result
 
-    def _sync_from(self, token: ContinuationToken | None, initial: bool,
-                   locales: list[LocaleInfo], chain: LocaleChain, tally: _Tally) -> None:
+    def _sync_from(self, token: ContinuationToken | None, initial: bool, tally: _Tally) -> None:
         try:
-            self._pages(token, initial, locales, chain, tally)
+            self._pages(token, initial, tally)
             if token is not None and token.kind == "page":
                 # A resumed sync continued a server-side view from before the interruption;
                 # one delta more brings what changed meanwhile, so sync() means "up to date".
-                self._pages(self.store.token(), False, None, chain, tally)
+                self._pages(self.store.token(), False, tally)
         except TokenRejectedError as rejected:
             if token is None:
                 raise
             log.warning("%s; rebuilding with a fresh initial sync beside the live data",
                         rejected)
-            self._rebuild(locales if tally.pages == 0 else None, chain, tally, resume=False)
+            self._rebuild(tally, resume=False)
 
-    def _rebuild(self, locales: list[LocaleInfo] | None, chain: LocaleChain, tally: _Tally,
-                 *, resume: bool) -> None:
+    def _rebuild(self, tally: _Tally, *, resume: bool) -> None:
         """A fresh initial sync into the shadow tables; its last page swaps them in.
 
         Readers keep the live data meanwhile, never an empty or half-built store. Resumable
@@ -167,8 +170,7 @@ class SyncEngine:
                 for page in _prefetched(self.provider.pages(token)):
                     with self.store.write():
                         conn = self.store.raw_connection()
-                        if locales is not None and tally.pages == 0:
-                            self.store.replace_locales(locales)
+                        self._write_locales(page)
                         if fresh:
                             clear_shadow(conn)
                             fresh = False
@@ -177,7 +179,7 @@ class SyncEngine:
                         self.store.set_state(**self._rebuild_state(page))
                     tally.pages += 1
                     tally.items += len(page.deltas)
-                    self._announce(page, changes, chain, tally)
+                    self._announce(page, changes, tally)
                 return
             except TokenRejectedError:
                 if token is None or attempt == 2:
@@ -192,19 +194,29 @@ class SyncEngine:
         return {"rebuild_token": None, "token": page.next_token.value, "token_kind": "sync",
                 "initial_in_progress": "0", "last_page_at": _now(), "last_sync_at": _now()}
 
-    def _pages(self, token: ContinuationToken | None, initial: bool,
-               locales: list[LocaleInfo] | None, chain: LocaleChain, tally: _Tally) -> None:
+    def _pages(self, token: ContinuationToken | None, initial: bool, tally: _Tally) -> None:
         for page in _prefetched(self.provider.pages(token)):
-            changes = self._commit(page, locales if tally.pages == 0 else None, initial)
+            changes = self._commit(page, initial)
             tally.pages += 1
             tally.items += len(page.deltas)
-            self._announce(page, changes, chain, tally)
+            self._announce(page, changes, tally)
 
-    def _commit(self, page: Page, locales: list[LocaleInfo] | None, initial: bool) -> PageChanges:
+    def _write_locales(self, page: Page) -> None:
+        """In a page's transaction: the space's locales once per sync when the vendor lists
+        them; otherwise the locale codes this page's records use, learned as they come."""
+        if self._locales is not None:
+            if not self._locales_written:
+                self.store.replace_locales(self._locales)
+                self._locales_written = True
+            return
+        codes = _locale_codes(page.deltas)
+        if codes and self.store.learn_locales(codes):
+            self._chain = LocaleChain.from_locales(self.store.locales())
+
+    def _commit(self, page: Page, initial: bool) -> PageChanges:
         store = self.store
         with store.write():
-            if locales is not None:
-                store.replace_locales(locales)
+            self._write_locales(page)
             changes = apply_deltas(store.raw_connection(), page.deltas, page.number, page.source)
             store.set_state(
                 token=page.next_token.value,
@@ -215,8 +227,7 @@ class SyncEngine:
             )
         return changes
 
-    def _announce(self, page: Page, changes: PageChanges, chain: LocaleChain,
-                  tally: _Tally) -> None:
+    def _announce(self, page: Page, changes: PageChanges, tally: _Tally) -> None:
         """After commit: per-record signals (once per sync), the page's ChangeSet, progress."""
         wanted = signals.entry_changed.receivers or signals.asset_changed.receivers
         documents = {(d.record_type, d.id): d for d in page.deltas if not d.deleted} \
@@ -230,7 +241,7 @@ class SyncEngine:
                 tally.seen.add(key)
                 tally.add(item.record_type, what, 1)
                 self._record_signal(item.record_type, item.id, what,
-                                    documents.get((item.record_type, item.id)), chain)
+                                    documents.get((item.record_type, item.id)), self._chain)
         signals.emit(signals.changes_committed, self.sender, changes=_change_set(page, changes))
         signals.emit(signals.sync_progress, self.sender, page=page.number, items=tally.items,
                      total=page.total)
@@ -250,6 +261,18 @@ class SyncEngine:
             read = read_entry if record_type == "Entry" else read_asset
             record = read(self.store.models, record_id, chain)
         signals.emit(signal, self.sender, id=record_id, record=record)
+
+
+def _locale_codes(deltas: list[Delta]) -> list[str]:
+    """Locale codes used in the fields of a page's documents, in order of appearance."""
+    seen: dict[str, None] = {}
+    for delta in deltas:
+        fields = (delta.document or {}).get("fields")
+        if isinstance(fields, dict):
+            for by_locale in fields.values():
+                if isinstance(by_locale, dict):
+                    seen.update(dict.fromkeys(by_locale))
+    return list(seen)
 
 
 def _record_of(delta: Delta, chain: LocaleChain) -> Record:

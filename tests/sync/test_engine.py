@@ -198,3 +198,31 @@ def test_second_sync_on_the_same_file_fails_clearly(emulator: Any, store_path: P
         release.set()
         worker.join(timeout=10)
         assert first.stats()["entries"] == 20
+
+
+def test_a_server_without_a_locales_endpoint_still_syncs(fixtures_dir: Path,
+                                                          store_path: Path) -> None:
+    """Locales are read from the vendor when it lists them; a 404 there is not fatal: the
+    store learns the codes the records use (without fallbacks)."""
+    import json
+
+    from replay import ReplayServer
+
+    from localcache import Cache, Contentful
+
+    class NoLocales(ReplayServer):
+        def route(self, path: str, auth: str | None) -> tuple[int, dict[str, Any]]:
+            if path.split("?")[0].endswith("/locales"):
+                return 404, {"sys": {"type": "Error", "id": "NotFound"}}
+            return super().route(path, auth)
+
+    page = json.loads((fixtures_dir / "contentful" /
+                       "LocalizationTestStubs_localization-sync.json").read_text())
+    with NoLocales([page]) as server, \
+            Cache(Contentful("smf0sqiu0c5s", "replay-token", base_url=server.base_url),
+                  path=store_path) as cache:
+        cache.sync()
+        assert next((loc.code, loc.default) for loc in cache.locales()) == ("en-US", True)
+        assert {loc.code for loc in cache.locales()} >= {"en-US", "es-MX"}
+        record = cache.entry("aNt2d7YR4AIwEAMcG4OwI")
+        assert record.field("textBody") == record.fields["textBody"]["en-US"]
