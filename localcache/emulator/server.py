@@ -17,7 +17,7 @@ import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from .contentful import MEDIA_TYPE, ContentfulAPI
@@ -25,7 +25,7 @@ from .faults import Faults
 from .space import Space
 from .wire import App, Request, Response
 
-__all__ = ["Emulator"]
+__all__ = ["Emulator", "ServedModel"]
 
 
 class _Server(ThreadingHTTPServer):
@@ -167,15 +167,24 @@ def _not_found() -> Response:
     )
 
 
+class ServedModel(Protocol):
+    """Another vendor's in-memory content model: it names the protocol that serves it."""
+
+    def protocol(self, access_token: str, faults: Faults, page_size: int) -> tuple[str, App]:
+        """(path prefix, protocol app) serving this model."""
+        ...
+
+
 class Emulator:
-    """A local Contentful CDA serving ``space`` until stopped.
+    """A local CMS serving ``space`` until stopped: a Contentful :class:`Space`, or another
+    vendor's model (a :class:`ServedModel`, e.g. a Contentstack stack).
 
     ``port=0`` picks a free ephemeral port; read :attr:`base_url` after :meth:`start`.
     """
 
     def __init__(
         self,
-        space: Space,
+        space: Space | ServedModel,
         access_token: str = "secret-token",
         host: str = "127.0.0.1",
         port: int = 0,
@@ -186,9 +195,12 @@ class Emulator:
         self.host = host
         self.port = port
         self.faults = Faults()
-        self._apps: list[tuple[str, App]] = [
-            ("/spaces/", ContentfulAPI(space, access_token, self.faults, page_size)),
-        ]
+        if isinstance(space, Space):
+            self._apps: list[tuple[str, App]] = [
+                ("/spaces/", ContentfulAPI(space, access_token, self.faults, page_size)),
+            ]
+        else:  # another vendor's model brings its own protocol
+            self._apps = [space.protocol(access_token, self.faults, page_size)]
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._count_lock = threading.Lock()
