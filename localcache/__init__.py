@@ -26,6 +26,7 @@ from .errors import (
 )
 from .providers.base import LocaleInfo
 from .providers.contentful import Contentful
+from .providers.contentstack import Contentstack
 from .signals import ChangeSet
 from .snapshot import SnapshotInfo
 from .store.query import Record
@@ -41,6 +42,7 @@ __all__ = [
     "ChangeSet",
     "ConfigurationError",
     "Contentful",
+    "Contentstack",
     "HttpPolicy",
     "LocalCacheError",
     "LocaleInfo",

@@ -60,6 +60,17 @@ class Delta:
     created_at: str | None = None
     updated_at: str | None = None
     position: int | None = None
+    # Vendors that publish one locale of a record at a time (Contentstack, Kontent.ai): the
+    # delta concerns only ``locale``; ``document`` is then {"fields": {name: value}, "vendor":
+    # the vendor's payload}, merged into the stored record (store/merge.py).
+    locale: str | None = None
+    # A whole content type was deleted (Contentstack's content_type_deleted): every entry of
+    # ``content_type`` goes.
+    whole_type: bool = False
+
+    @property
+    def merges(self) -> bool:
+        return self.locale is not None or self.whole_type
 
 
 @dataclass(frozen=True, slots=True)

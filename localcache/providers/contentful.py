@@ -24,7 +24,7 @@ from ..errors import (
 )
 from ..sync.http import HttpPolicy, HttpResponse, HttpTransport, check_base_url, parse_float_header
 from .base import ContinuationToken, Delta, LocaleInfo, Page, PageSource, RecordType, StoreScope
-from .wire import decode_json_object
+from .wire import decode_json_object, is_text
 
 __all__ = ["Contentful"]
 
@@ -129,7 +129,7 @@ class Contentful:
             raise PageError("locales response has no 'items' array", status=response.status)
         locales: list[LocaleInfo] = []
         for item in items:
-            if not isinstance(item, dict) or not _is_text(item.get("code")):
+            if not isinstance(item, dict) or not is_text(item.get("code")):
                 raise PageError("locales response holds a locale without a 'code'")
             fallback = item.get("fallbackCode")
             locales.append(
@@ -137,7 +137,7 @@ class Contentful:
                     code=item["code"],
                     name=str(item.get("name") or ""),
                     default=bool(item.get("default")),
-                    fallback=fallback if _is_text(fallback) and fallback else None,
+                    fallback=fallback if is_text(fallback) and fallback else None,
                     optional=bool(item.get("optional")),
                 )
             )
@@ -257,7 +257,7 @@ def _parse_item(item: Any, number: int, position: int | None) -> Delta | None:
     if item_type not in _RECORD_TYPES:
         log.warning("%s: skipping item of unknown type %r", where, item_type)
         return None
-    if not _is_text(record_id) or not record_id:
+    if not is_text(record_id) or not record_id:
         raise PageError(f"{where}: {item_type} has no usable sys.id", page=number)
     revision = sys.get("revision", 0)
     if not isinstance(revision, int) or isinstance(revision, bool) or not (
@@ -265,7 +265,7 @@ def _parse_item(item: Any, number: int, position: int | None) -> Delta | None:
         raise PageError(f"{where}: {item_type} {record_id!r} has a revision that is not a "
                         "64-bit natural number", page=number)
     for stamp in ("createdAt", "updatedAt"):
-        if sys.get(stamp) is not None and not _is_text(sys[stamp]):
+        if sys.get(stamp) is not None and not is_text(sys[stamp]):
             raise PageError(f"{where}: {item_type} {record_id!r} has a bad sys.{stamp}",
                             page=number)
     record_type, deleted = _RECORD_TYPES[item_type]
@@ -293,21 +293,9 @@ def _parse_item(item: Any, number: int, position: int | None) -> Delta | None:
 def _link_id(link: Any) -> str | None:
     if isinstance(link, dict) and isinstance(link.get("sys"), dict):
         value = link["sys"].get("id")
-        if _is_text(value) and value:
+        if is_text(value) and value:
             return str(value)
     return None
-
-
-def _is_text(value: Any) -> bool:
-    """A string SQLite stores and returns intact: UTF-8 (JSON allows lone surrogate escapes,
-    UTF-8 does not) and no NUL (SQLite's text functions stop at one)."""
-    if not isinstance(value, str) or "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _error_body(body: bytes) -> tuple[str | None, str | None]:

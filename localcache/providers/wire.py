@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import PageError
 from ..sync.http import HttpResponse
 
-__all__ = ["JsonBody", "decode_json_object"]
+__all__ = ["JsonBody", "decode_json_object", "is_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +69,15 @@ def decode_json_object(
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def is_text(value: Any) -> bool:
+    """A string SQLite stores and returns intact: UTF-8 (JSON allows lone surrogate escapes,
+    UTF-8 does not) and no NUL (SQLite's text functions stop at one)."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

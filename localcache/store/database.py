@@ -156,15 +156,24 @@ class Store:
                 for loc in locales
             ]).execute()
 
-    def learn_locales(self, codes: list[str]) -> bool:
-        """Add locale codes not known yet (the first one ever becomes the default); in the
-        caller's transaction. True when any was new."""
+    def learn_locales(self, codes: list[str], preferred: str | None = None) -> bool:
+        """Add locale codes not known yet; in the caller's transaction. The default is
+        ``preferred`` once it is seen, else en-US, else the first code ever learned.
+        True when any was new."""
         conn = self.raw_connection()
         known = {row[0] for row in conn.execute("SELECT code FROM locales")}
         new = [code for code in codes if code not in known]
         if not new:
             return False
-        default = "en-US" if not known and "en-US" in new else (new[0] if not known else None)
+        has_default = conn.execute(
+            "SELECT count(*) FROM locales WHERE is_default AND code = ?",
+            (preferred,)).fetchone()[0] if preferred else 0
+        default = None
+        if preferred in new:
+            default = preferred
+            conn.execute("UPDATE locales SET is_default = 0")
+        elif not known and not has_default:
+            default = "en-US" if "en-US" in new else new[0]
         conn.executemany(
             "INSERT INTO locales (code, name, is_default, fallback, optional) "
             "VALUES (?, '', ?, NULL, 0)", [(code, code == default) for code in new])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -21,8 +22,9 @@ from typing import Any
 from .. import signals
 from ..errors import LocalCacheError, SyncError, TokenRejectedError
 from ..providers.base import ContinuationToken, Delta, LocaleInfo, Page, Provider
-from ..store.apply import SHADOW, PageChanges, apply_deltas
+from ..store.apply import LIVE, SHADOW, PageChanges, Tables, apply_deltas
 from ..store.database import Store
+from ..store.merge import merge_deltas
 from ..store.query import LocaleChain, Record, read_asset, read_entry
 from ..store.rebuild import clear_shadow, swap_in
 from .lock import SyncLock
@@ -174,7 +176,7 @@ class SyncEngine:
                         if fresh:
                             clear_shadow(conn)
                             fresh = False
-                        apply_deltas(conn, page.deltas, page.number, page.source, SHADOW)
+                        _write_page(conn, page, SHADOW)
                         changes = swap_in(conn) if page.last else PageChanges()
                         self.store.set_state(**self._rebuild_state(page))
                     tally.pages += 1
@@ -210,14 +212,15 @@ class SyncEngine:
                 self._locales_written = True
             return
         codes = _locale_codes(page.deltas)
-        if codes and self.store.learn_locales(codes):
+        preferred = getattr(self.provider, "default_locale", None)
+        if codes and self.store.learn_locales(codes, preferred):
             self._chain = LocaleChain.from_locales(self.store.locales())
 
     def _commit(self, page: Page, initial: bool) -> PageChanges:
         store = self.store
         with store.write():
             self._write_locales(page)
-            changes = apply_deltas(store.raw_connection(), page.deltas, page.number, page.source)
+            changes = _write_page(store.raw_connection(), page, LIVE)
             store.set_state(
                 token=page.next_token.value,
                 token_kind=page.next_token.kind,
@@ -263,10 +266,19 @@ class SyncEngine:
         signals.emit(signal, self.sender, id=record_id, record=record)
 
 
+def _write_page(conn: sqlite3.Connection, page: Page, tables: Tables) -> PageChanges:
+    if any(d.merges for d in page.deltas):
+        return merge_deltas(conn, page.deltas, page.number, tables)
+    return apply_deltas(conn, page.deltas, page.number, page.source, tables)
+
+
 def _locale_codes(deltas: list[Delta]) -> list[str]:
     """Locale codes used in the fields of a page's documents, in order of appearance."""
     seen: dict[str, None] = {}
     for delta in deltas:
+        if delta.locale is not None:
+            seen[delta.locale] = None
+            continue
         fields = (delta.document or {}).get("fields")
         if isinstance(fields, dict):
             for by_locale in fields.values():

@@ -1,0 +1,242 @@
+"""Contentstack's Synchronization API (Content Delivery API) as normalized pages.
+
+Wire format (PROTOCOLS.md, seeds): ``GET {base}/v3/stacks/sync`` with headers ``api_key`` and
+``access_token`` (a delivery token) and optional ``branch``; query ``environment``; exactly one
+of ``init=true`` (with the init-only filters ``content_type_uid``, ``locale``, ``start_from``,
+``type``), ``pagination_token`` (more pages of this sync) or ``sync_token`` (a later sync).
+
+A published item carries ONE locale of a record, so deltas are per locale and the store merges
+them into the record's all-locale fields (store/merge.py). Assets arrive as ``sys_assets``;
+``content_type_deleted`` removes every entry of the type. An invalid token is HTTP 422 with
+error code 141, which triggers the engine's rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import (
+    AuthenticationError,
+    ConfigurationError,
+    PageError,
+    SyncError,
+    TokenRejectedError,
+)
+from ..sync.http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
+from .base import ContinuationToken, Delta, LocaleInfo, Page, RecordType, StoreScope
+from .wire import decode_json_object, is_text
+
+__all__ = ["REGIONS", "Contentstack"]
+
+log = logging.getLogger("localcache.contentstack")
+
+REGIONS = {
+    "na": "https://cdn.contentstack.io",
+    "us": "https://cdn.contentstack.io",
+    "eu": "https://eu-cdn.contentstack.com",
+    "azure-na": "https://azure-na-cdn.contentstack.com",
+    "azure-eu": "https://azure-eu-cdn.contentstack.com",
+    "gcp-na": "https://gcp-na-cdn.contentstack.com",
+    "gcp-eu": "https://gcp-eu-cdn.contentstack.com",
+}
+ITEM_TYPES = ("entry_published", "entry_unpublished", "entry_deleted", "asset_published",
+              "asset_unpublished", "asset_deleted", "content_type_deleted")
+ASSETS = "sys_assets"
+# Keys of a published item's data that describe the record rather than hold its content.
+SYSTEM_KEYS = frozenset({"uid", "locale", "_version", "publish_details", "created_at",
+                         "updated_at", "created_by", "updated_by", "ACL", "_in_progress",
+                         "_rules", "_metadata"})
+TOKEN_REJECTED = 141
+
+
+class Contentstack:
+    """A Contentstack stack's environment (and branch), read through the Sync API."""
+
+    name = "contentstack"
+
+    def __init__(
+        self,
+        api_key: str,
+        delivery_token: str,
+        environment: str,
+        region: str | None = None,
+        base_url: str | None = None,
+        branch: str | None = None,
+        *,
+        content_type_uid: str | None = None,
+        locale: str | None = None,
+        start_from: str | None = None,
+        sync_type: str | None = None,
+        default_locale: str = "en-us",
+        http: HttpPolicy | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        if not api_key or not isinstance(api_key, str):
+            raise ConfigurationError("Contentstack needs an api_key")
+        if not delivery_token or not isinstance(delivery_token, str):
+            raise ConfigurationError(f"Contentstack stack {api_key!r} needs a delivery_token")
+        if not environment:
+            raise ConfigurationError("Contentstack needs an environment")
+        if region is not None and base_url is not None:
+            raise ConfigurationError("pass region or base_url, not both")
+        if region is not None and region.lower() not in REGIONS:
+            raise ConfigurationError(
+                f"unknown Contentstack region {region!r}; one of {', '.join(REGIONS)}")
+        if sync_type is not None:
+            unknown = [t for t in sync_type.split(",") if t.strip() not in ITEM_TYPES]
+            if unknown:
+                raise ConfigurationError(f"unknown sync type(s) {', '.join(unknown)}")
+        self.api_key = api_key
+        self.environment = environment
+        self.branch = branch
+        self.default_locale = default_locale
+        self._filters = {key: value for key, value in (
+            ("content_type_uid", content_type_uid), ("locale", locale),
+            ("start_from", start_from), ("type", sync_type)) if value}
+        self.base_url = check_base_url(base_url or REGIONS[(region or "na").lower()],
+                                       allow_insecure_http=allow_insecure_http)
+        headers = {"api_key": api_key, "access_token": delivery_token}
+        if branch:
+            headers["branch"] = branch
+        self._http = HttpTransport(headers=headers, policy=http,
+                                   request_id_header="X-Request-Id")
+
+    def __repr__(self) -> str:
+        return (f"Contentstack(api_key={self.api_key!r}, environment={self.environment!r}, "
+                f"branch={self.branch!r}, base_url={self.base_url!r})")
+
+    @property
+    def scope(self) -> StoreScope:
+        environment = self.environment if not self.branch else f"{self.environment}.{self.branch}"
+        return StoreScope("contentstack", self.api_key, environment)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def fetch_locales(self) -> list[LocaleInfo] | None:
+        return None  # the delivery API lists none: the store learns the codes items carry
+
+    def pages(self, token: ContinuationToken | None) -> Iterator[Page]:
+        number = 0
+        while True:
+            number += 1
+            params = {"environment": self.environment}
+            if token is None:
+                params.update({"init": "true", **self._filters})
+            elif token.kind == "page":
+                params["pagination_token"] = token.value
+            else:
+                params["sync_token"] = token.value
+            what = f"sync page {number}"
+            response = self._http.request("GET", f"{self.base_url}/v3/stacks/sync",
+                                          params=params, what=what)
+            if response.status >= 300:
+                raise self._error(response, what, token)
+            page = self.parse_page(response, number)
+            yield page
+            if page.last:
+                return
+            token = page.next_token
+
+    def _error(self, response: HttpResponse, what: str,
+               token: ContinuationToken | None) -> SyncError:
+        code, message = _error_body(response.body)
+        text = (f"{what} for stack {self.api_key!r}, environment {self.environment!r} failed: "
+                f"HTTP {response.status}")
+        text += f" (error {code})" if code is not None else ""
+        text += f": {message}" if message else ""
+        args: dict[str, Any] = {"status": response.status, "request_id": response.request_id}
+        if response.status in (401, 403, 412) or code in (104, 105, 109):
+            return AuthenticationError(text + "; check the api_key and delivery token", **args)
+        if token is not None and (code == TOKEN_REJECTED or response.status == 422):
+            return TokenRejectedError(text + "; the sync token was rejected", **args)
+        return SyncError(text, **args)
+
+    @staticmethod
+    def parse_page(response: HttpResponse, number: int) -> Page:
+        """Validate a whole sync response before any of it is applied."""
+        body = decode_json_object(response, what=f"sync page {number}", page=number).data
+        items = body.get("items")
+        if not isinstance(items, list):
+            raise PageError(f"sync page {number} has no 'items' array", page=number)
+        pagination, sync = body.get("pagination_token"), body.get("sync_token")
+        if (pagination is None) == (sync is None):
+            raise PageError(f"sync page {number} must carry exactly one of pagination_token "
+                            "and sync_token", page=number)
+        value = pagination if pagination is not None else sync
+        if not is_text(value) or not value:
+            raise PageError(f"sync page {number}: the next token is not a string", page=number)
+        total = body.get("total_count")
+        deltas: list[Delta] = []
+        skipped = 0
+        for position, item in enumerate(items):
+            delta = _parse_item(item, number, position)
+            if delta is None:
+                skipped += 1
+            else:
+                deltas.append(delta)
+        return Page(number=number, deltas=deltas,
+                    next_token=ContinuationToken(value, "page" if pagination else "sync"),
+                    total=total if isinstance(total, int) and total >= 0 else None,
+                    skipped=skipped)
+
+
+def _parse_item(item: Any, number: int, position: int) -> Delta | None:
+    where = f"sync page {number}, item {position}"
+    if not isinstance(item, dict):
+        raise PageError(f"{where}: item is not an object", page=number)
+    kind, content_type, data = item.get("type"), item.get("content_type_uid"), item.get("data")
+    if not isinstance(kind, str):
+        raise PageError(f"{where}: item has no 'type'", page=number)
+    if kind not in ITEM_TYPES:
+        log.warning("%s: skipping item of unknown type %r", where, kind)
+        return None
+    if not isinstance(data, dict):
+        raise PageError(f"{where}: {kind} has no 'data' object", page=number)
+    if kind == "content_type_deleted":
+        if not is_text(content_type) or not content_type:
+            raise PageError(f"{where}: content_type_deleted names no content_type_uid",
+                            page=number)
+        return Delta("Entry", "", True, content_type=content_type, whole_type=True)
+    record_type: RecordType = "Asset" if kind.startswith("asset_") else "Entry"
+    if record_type == "Entry" and (not is_text(content_type) or not content_type):
+        raise PageError(f"{where}: {kind} has no content_type_uid", page=number)
+    uid = data.get("uid")
+    if not is_text(uid) or not uid:
+        raise PageError(f"{where}: {kind} has no data.uid", page=number)
+    details = data.get("publish_details")
+    locale = data.get("locale")
+    if locale is None and isinstance(details, dict):
+        locale = details.get("locale")
+    if not is_text(locale) or not locale:
+        raise PageError(f"{where}: {kind} {uid!r} names no locale", page=number)
+    ct = content_type if record_type == "Entry" else None
+    if not kind.endswith("_published"):
+        return Delta(record_type, uid, True, content_type=ct, locale=locale)
+    version = data.get("_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version < 2**63:
+        raise PageError(f"{where}: {kind} {uid!r} has a bad _version", page=number)
+    updated = data.get("updated_at") or (details or {}).get("time") or item.get("event_at")
+    created = data.get("created_at") or updated
+    for stamp in (created, updated):
+        if stamp is not None and not is_text(stamp):
+            raise PageError(f"{where}: {kind} {uid!r} has a bad timestamp", page=number)
+    fields = {key: value for key, value in data.items() if key not in SYSTEM_KEYS}
+    return Delta(record_type, uid, False, document={"fields": fields, "vendor": data},
+                 content_type=ct, revision=version, created_at=created, updated_at=updated,
+                 locale=locale)
+
+
+def _error_body(body: bytes) -> tuple[int | None, str | None]:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    code, message = data.get("error_code"), data.get("error_message")
+    return (code if isinstance(code, int) else None,
+            message[:300] if isinstance(message, str) else None)
