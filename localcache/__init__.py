@@ -27,6 +27,7 @@ from .errors import (
 from .providers.base import LocaleInfo
 from .providers.contentful import Contentful
 from .providers.contentstack import Contentstack
+from .providers.kontent import Kontent
 from .signals import ChangeSet
 from .snapshot import SnapshotInfo
 from .store.query import Record
@@ -44,6 +45,7 @@ __all__ = [
     "Contentful",
     "Contentstack",
     "HttpPolicy",
+    "Kontent",
     "LocalCacheError",
     "LocaleInfo",
     "PageError",

@@ -1,0 +1,315 @@
+"""Kontent.ai's Sync API (v2 by default, or v1) and Delivery API as normalized pages.
+
+Neither sync version's init returns the content that already exists: a first load takes the
+sync token (``POST .../sync/init`` → ``X-Continuation``) BEFORE loading every item of every
+language from the Delivery API (``/languages``, then ``/items-feed`` per language, paged by the
+``X-Continuation`` response header), so nothing that changes meanwhile goes unseen. Later syncs
+send the token in the ``X-Continuation`` request header:
+
+- v2: ``GET /v2/{env}/sync`` → ``items``/``types``/``languages``/``taxonomies`` with metadata
+  only; the content of changed items comes from the Delivery API, in the same page. More pages
+  follow while any array holds 100 entries.
+- v1 (the seeds' format): ``GET /{env}/sync`` → ``changed_item``/``deleted_item`` with their
+  elements; repeat until a page is empty. Init takes the filters ``system.type``,
+  ``system.collection``, ``language`` and ``system.language``.
+
+Language variants are deltas per language, merged by the store into one record per item id
+with ``fields = {element_codename: {language: element}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import (
+    AuthenticationError,
+    ConfigurationError,
+    PageError,
+    SyncError,
+    TokenRejectedError,
+)
+from ..sync.http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
+from .base import ContinuationToken, Delta, LocaleInfo, Page, StoreScope
+from .wire import decode_json_object, is_text
+
+__all__ = ["Kontent"]
+
+log = logging.getLogger("localcache.kontent")
+
+DELIVERY_URL = "https://deliver.kontent.ai"
+PREVIEW_URL = "https://preview-deliver.kontent.ai"
+CONTINUATION = "X-Continuation"
+V2_PAGE_FULL = 100
+_V1_FILTERS = ("system.type", "system.collection", "language", "system.language")
+_OPERATORS = ("", "[eq]", "[neq]", "[in]", "[nin]")
+_LOAD = "load:"  # prefix of a page token inside the first load (our own state, not the vendor's)
+
+
+class Kontent:
+    """A Kontent.ai environment, read through the Sync API and the Delivery API."""
+
+    name = "kontent"
+
+    def __init__(
+        self,
+        environment_id: str,
+        api_key: str | None = None,
+        preview: bool = False,
+        api_version: int = 2,
+        base_url: str | None = None,
+        *,
+        filters: Mapping[str, str] | None = None,
+        http: HttpPolicy | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        if not environment_id or not isinstance(environment_id, str):
+            raise ConfigurationError("Kontent needs an environment_id")
+        if api_version not in (1, 2):
+            raise ConfigurationError(f"api_version must be 1 or 2, not {api_version!r}")
+        if preview and not api_key:
+            raise ConfigurationError("Kontent preview needs an api_key (the preview key)")
+        self.filters = dict(filters or {})
+        for key in self.filters:
+            name = key.split("[", 1)[0]
+            operator = key[len(name):]
+            if api_version == 2 or name not in _V1_FILTERS or operator not in _OPERATORS:
+                raise ConfigurationError(
+                    f"unsupported sync filter {key!r}: Sync API v1 takes "
+                    f"{', '.join(_V1_FILTERS)} with =, [eq], [neq], [in] or [nin]; v2 none")
+        self.environment_id = environment_id
+        self.preview = preview
+        self.api_version = api_version
+        self.base_url = check_base_url(base_url or (PREVIEW_URL if preview else DELIVERY_URL),
+                                       allow_insecure_http=allow_insecure_http)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = HttpTransport(headers=headers, policy=http, request_id_header="X-Request-Id")
+        self._env = quote(environment_id, safe="")
+
+    def __repr__(self) -> str:
+        return (f"Kontent(environment_id={self.environment_id!r}, preview={self.preview!r}, "
+                f"api_version={self.api_version!r}, base_url={self.base_url!r})")
+
+    @property
+    def scope(self) -> StoreScope:
+        return StoreScope("kontent", self.environment_id, "preview" if self.preview else
+                          "delivery")
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, what: str, *, params: Mapping[str, str] | None = None,
+              continuation: str | None = None,
+              token: ContinuationToken | None = None) -> HttpResponse:
+        headers = {CONTINUATION: continuation} if continuation else None
+        response = self._http.request(method, f"{self.base_url}{path}", params=params,
+                                      headers=headers, what=what)
+        if response.status >= 300:
+            raise self._error(response, what, token)
+        return response
+
+    def _error(self, response: HttpResponse, what: str,
+               token: ContinuationToken | None) -> SyncError:
+        message = _error_message(response.body)
+        text = (f"{what} for Kontent.ai environment {self.environment_id!r} failed: "
+                f"HTTP {response.status}" + (f": {message}" if message else ""))
+        args: dict[str, Any] = {"status": response.status, "request_id": response.request_id}
+        if response.status in (401, 403):
+            return AuthenticationError(text + "; check the api_key", **args)
+        if token is not None and response.status == 400:
+            return TokenRejectedError(text + "; the continuation token was rejected", **args)
+        return SyncError(text, **args)
+
+    def fetch_locales(self) -> list[LocaleInfo] | None:
+        response = self._call("GET", f"/{self._env}/languages", "languages request")
+        languages = decode_json_object(response, what="languages response").data.get("languages")
+        if not isinstance(languages, list):
+            raise PageError("languages response has no 'languages' array")
+        locales: list[LocaleInfo] = []
+        for position, language in enumerate(languages):
+            system = language.get("system") if isinstance(language, dict) else None
+            code = system.get("codename") if isinstance(system, dict) else None
+            if not isinstance(system, dict) or not is_text(code) or not code:
+                raise PageError("languages response holds a language without a codename")
+            default = system.get("id") == "00000000-0000-0000-0000-000000000000" or (
+                position == 0)
+            locales.append(LocaleInfo(code=code, name=str(system.get("name") or ""),
+                                      default=default and not any(x.default for x in locales)))
+        return locales
+
+    def pages(self, token: ContinuationToken | None) -> Iterator[Page]:
+        if token is None:
+            init = self._call("POST", self._sync_path("/sync/init"), "sync init",
+                              params=self.filters or None)
+            sync_token = init.headers.get(CONTINUATION)
+            if not sync_token:
+                raise PageError("sync init answered without an X-Continuation header")
+            yield from self._load(sync_token, 0, None, 0)
+        elif token.value.startswith(_LOAD):
+            state = json.loads(token.value[len(_LOAD):])
+            yield from self._load(state["sync"], state["lang"], state["feed"], 0)
+        else:
+            yield from self._deltas(token)
+
+    def _sync_path(self, suffix: str) -> str:
+        prefix = "/v2" if self.api_version == 2 else ""
+        return f"{prefix}/{self._env}{suffix}"
+
+    # -- the first load: every item of every language, from the Delivery API ----------------
+
+    def _load(self, sync_token: str, language: int, feed: str | None,
+              number: int) -> Iterator[Page]:
+        codes = [loc.code for loc in self.fetch_locales() or []]
+        wanted = self.filters.get("language") or self.filters.get("system.language")
+        if wanted:
+            codes = [code for code in codes if code == wanted]
+        while True:
+            number += 1
+            if language >= len(codes):
+                yield Page(number=number, deltas=[],
+                           next_token=ContinuationToken(sync_token, "sync"))
+                return
+            code = codes[language]
+            params = {"language": code, "system.language": code, **self._content_filters()}
+            response = self._call("GET", f"/{self._env}/items-feed", f"items feed page {number}",
+                                  params=params, continuation=feed)
+            body = decode_json_object(response, what=f"items feed page {number}",
+                                      page=number).data
+            items = body.get("items")
+            if not isinstance(items, list):
+                raise PageError(f"items feed page {number} has no 'items' array", page=number)
+            deltas = [_variant(item, code, number, position)
+                      for position, item in enumerate(items)]
+            feed = response.headers.get(CONTINUATION) or None
+            if feed is None:
+                language += 1
+            if language >= len(codes):
+                yield Page(number=number, deltas=deltas,
+                           next_token=ContinuationToken(sync_token, "sync"))
+                return
+            state = {"sync": sync_token, "lang": language, "feed": feed}
+            yield Page(number=number, deltas=deltas,
+                       next_token=ContinuationToken(_LOAD + json.dumps(state), "page"))
+
+    def _content_filters(self) -> dict[str, str]:
+        return {key: value for key, value in self.filters.items()
+                if key.split("[", 1)[0] in ("system.type", "system.collection")}
+
+    # -- deltas ------------------------------------------------------------------------------
+
+    def _deltas(self, token: ContinuationToken) -> Iterator[Page]:
+        number = 0
+        current: ContinuationToken = token
+        while True:
+            number += 1
+            what = f"sync page {number}"
+            response = self._call("GET", self._sync_path("/sync"), what,
+                                  continuation=current.value, token=current)
+            body = decode_json_object(response, what=what, page=number).data
+            following = response.headers.get(CONTINUATION) or current.value
+            if self.api_version == 1:
+                deltas, more = self._v1_page(body, number)
+            else:
+                deltas, more = self._v2_page(body, number, current)
+            current = ContinuationToken(following, "page" if more else "sync")
+            yield Page(number=number, deltas=deltas, next_token=current)
+            if not more:
+                return
+
+    def _v1_page(self, body: dict[str, Any], number: int) -> tuple[list[Delta], bool]:
+        items = body.get("items")
+        if not isinstance(items, list):
+            raise PageError(f"sync page {number} has no 'items' array", page=number)
+        deltas = []
+        for position, entry in enumerate(items):
+            change = entry.get("change_type") if isinstance(entry, dict) else None
+            data = entry.get("data") if isinstance(entry, dict) else None
+            if change not in ("changed_item", "deleted_item") or not isinstance(data, dict):
+                raise PageError(f"sync page {number}, item {position}: not a changed_item or "
+                                "deleted_item with data", page=number)
+            deltas.append(_variant(data, None, number, position,
+                                   deleted=change == "deleted_item"))
+        return deltas, bool(items)
+
+    def _v2_page(self, body: dict[str, Any], number: int,
+                 token: ContinuationToken) -> tuple[list[Delta], bool]:
+        arrays = {}
+        for name in ("items", "types", "languages", "taxonomies"):
+            value = body.get(name, [])
+            if not isinstance(value, list):
+                raise PageError(f"sync page {number}: '{name}' is not an array", page=number)
+            arrays[name] = value
+        deltas = []
+        for position, entry in enumerate(arrays["items"]):
+            change = entry.get("change_type") if isinstance(entry, dict) else None
+            data = entry.get("data") if isinstance(entry, dict) else None
+            system = data.get("system") if isinstance(data, dict) else None
+            if change not in ("changed", "deleted") or not isinstance(system, dict):
+                raise PageError(f"sync page {number}, item {position}: not a changed or "
+                                "deleted item with a system block", page=number)
+            if change == "changed":
+                fetched = self._fetch_variant(system, number, token)
+                if fetched is not None:
+                    deltas.append(_variant(fetched, None, number, position))
+                    continue
+            deltas.append(_variant({"system": system}, None, number, position, deleted=True))
+        return deltas, any(len(a) >= V2_PAGE_FULL for a in arrays.values())
+
+    def _fetch_variant(self, system: dict[str, Any], number: int,
+                       token: ContinuationToken) -> dict[str, Any] | None:
+        """A changed variant's content from the Delivery API; None when it is gone again."""
+        codename, language = system.get("codename"), system.get("language")
+        if not is_text(codename) or not is_text(language) or not codename or not language:
+            raise PageError(f"sync page {number}: a changed item lacks codename or language",
+                            page=number)
+        try:
+            response = self._call(
+                "GET", f"/{self._env}/items/{quote(codename, safe='')}",
+                f"item {codename!r} for sync page {number}",
+                params={"language": language, "system.language": language})
+        except SyncError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        item = decode_json_object(response, what=f"item {codename!r}", page=number).data
+        found = item.get("item")
+        return found if isinstance(found, dict) else None
+
+
+def _variant(item: Any, language: str | None, number: int, position: int, *,
+             deleted: bool = False) -> Delta:
+    """One language variant as a per-locale delta."""
+    where = f"sync page {number}, item {position}"
+    system = item.get("system") if isinstance(item, dict) else None
+    if not isinstance(system, dict):
+        raise PageError(f"{where}: item has no 'system' block", page=number)
+    item_id, code = system.get("id"), language or system.get("language")
+    item_type, modified = system.get("type"), system.get("last_modified")
+    for name, value in (("id", item_id), ("language", code), ("type", item_type)):
+        if not is_text(value) or not value:
+            raise PageError(f"{where}: system.{name} is missing", page=number)
+    item_id, code, item_type = str(item_id), str(code), str(item_type)
+    if modified is not None and not is_text(modified):
+        raise PageError(f"{where}: system.last_modified is not a string", page=number)
+    if deleted:
+        return Delta("Entry", item_id, True, content_type=item_type, locale=code)
+    elements = item.get("elements", {})
+    if not isinstance(elements, dict):
+        raise PageError(f"{where}: elements is not an object", page=number)
+    return Delta("Entry", item_id, False, document={"fields": elements, "vendor": item},
+                 content_type=item_type, revision=0, created_at=modified, updated_at=modified,
+                 locale=code)
+
+
+def _error_message(body: bytes) -> str | None:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    message = data.get("message") if isinstance(data, dict) else None
+    return message[:300] if isinstance(message, str) else None
