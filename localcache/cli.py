@@ -49,10 +49,20 @@ def _build_parser() -> argparse.ArgumentParser:
     sync = commands.add_parser("sync", help="sync a space into a store file",
                                epilog=EPILOG["sync"])
     sync.add_argument("--db", type=Path, help="store file (default: the user data directory)")
-    sync.add_argument("--provider", choices=["contentful"], default="contentful")
-    sync.add_argument("--space", required=True, help="space id")
-    sync.add_argument("--environment", default="master")
-    sync.add_argument("--token", help=f"delivery access token (or set {TOKEN_ENV})")
+    sync.add_argument("--provider", choices=["contentful", "contentstack", "kontent"],
+                      default="contentful")
+    sync.add_argument("--space", help="Contentful space id (contentstack: the stack's api key; "
+                                      "kontent: the environment id)")
+    sync.add_argument("--api-key", help="Contentstack: the stack's api key")
+    sync.add_argument("--environment-id", help="Kontent.ai: the environment id")
+    sync.add_argument("--environment", help="Contentful environment (default master) or "
+                                            "Contentstack publishing environment")
+    sync.add_argument("--token", help=f"delivery token; Kontent.ai: the secure access or preview "
+                                      f"API key, if any (or set {TOKEN_ENV})")
+    sync.add_argument("--region", help="Contentstack region: na, eu, azure-na, azure-eu, gcp-na")
+    sync.add_argument("--branch", help="Contentstack branch")
+    sync.add_argument("--api-version", type=int, choices=[1, 2], default=2,
+                      help="Kontent.ai Sync API version (default 2)")
     sync.add_argument("--base-url", help="API base URL (default: the vendor's CDN)")
     sync.add_argument("--preview", action="store_true", help="use the preview API")
     sync.add_argument("--app-name", help="application name for the default store directory")
@@ -131,13 +141,8 @@ def _fail(message: str, secrets: list[str], code: int = 1) -> int:
 def _sync(args: argparse.Namespace) -> int:
     from . import signals
     from .cache import Cache
-    from .providers.contentful import Contentful
 
-    token = args.token or os.environ.get(TOKEN_ENV)
-    if not token:
-        raise ConfigurationError(f"sync needs an access token: pass --token or set {TOKEN_ENV}")
-    provider = Contentful(args.space, token, args.environment, args.base_url,
-                          preview=args.preview)
+    provider = _provider(args)
     with Cache(provider, path=args.db, app_name=args.app_name, snapshot=args.snapshot,
                rebuild_if_corrupt=args.rebuild_if_corrupt) as cache:
         progress = _Progress(sys.stderr)
@@ -146,6 +151,32 @@ def _sync(args: argparse.Namespace) -> int:
         progress.done()
     print(result.summary())
     return 0
+
+
+def _provider(args: argparse.Namespace) -> Any:
+    from .providers.contentful import Contentful
+    from .providers.contentstack import Contentstack
+    from .providers.kontent import Kontent
+
+    token = args.token or os.environ.get(TOKEN_ENV)
+    if args.provider == "kontent":
+        environment_id = args.environment_id or args.space
+        if not environment_id:
+            raise ConfigurationError("sync --provider kontent needs --environment-id")
+        return Kontent(environment_id, token, args.preview, args.api_version, args.base_url)
+    if not token:
+        raise ConfigurationError(f"sync needs an access token: pass --token or set {TOKEN_ENV}")
+    if args.provider == "contentstack":
+        api_key = args.api_key or args.space
+        if not api_key or not args.environment:
+            raise ConfigurationError("sync --provider contentstack needs --api-key and "
+                                     "--environment")
+        return Contentstack(api_key, token, args.environment, args.region, args.base_url,
+                            args.branch)
+    if not args.space:
+        raise ConfigurationError("sync needs --space")
+    return Contentful(args.space, token, args.environment or "master", args.base_url,
+                      preview=args.preview)
 
 
 class _Progress:

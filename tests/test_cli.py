@@ -78,7 +78,9 @@ def test_multi_page_sync_shows_progress_on_stderr(tmp_path: Path) -> None:
     (["sync", "--space", "s", "--token", "t", "--base-url", "http://example.com"],
      "refusing plain http://"),
     (["sync", "--space", "s", "--db", "x.sqlite3"], "needs an access token"),
-    (["sync"], "required"),
+    (["sync"], "needs"),
+    (["sync", "--provider", "contentstack", "--token", "tok-123456"], "--api-key"),
+    (["sync", "--provider", "nosuch"], "invalid choice"),
 ])
 def test_failures_are_one_line_without_traceback(args: list[str], expected: str) -> None:
     done = run_cli(*args)
