@@ -170,7 +170,9 @@ def _not_found() -> Response:
 class ServedModel(Protocol):
     """Another vendor's in-memory content model: it names the protocol that serves it."""
 
-    def protocol(self, access_token: str, faults: Faults, page_size: int) -> tuple[str, App]:
+    def protocol(
+        self, access_token: str | None, faults: Faults, page_size: int
+    ) -> tuple[str, App]:
         """(path prefix, protocol app) serving this model."""
         ...
 
@@ -185,7 +187,7 @@ class Emulator:
     def __init__(
         self,
         space: Space | ServedModel,
-        access_token: str = "secret-token",
+        access_token: str | None = "secret-token",
         host: str = "127.0.0.1",
         port: int = 0,
         page_size: int = 100,
@@ -196,6 +198,8 @@ class Emulator:
         self.port = port
         self.faults = Faults()
         if isinstance(space, Space):
+            if access_token is None:
+                raise ValueError("Contentful's delivery API always needs an access token")
             self._apps: list[tuple[str, App]] = [
                 ("/spaces/", ContentfulAPI(space, access_token, self.faults, page_size)),
             ]

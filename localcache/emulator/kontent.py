@@ -1,0 +1,592 @@
+"""Kontent.ai Delivery API and Sync API (v1 and v2) over an in-memory :class:`Project`.
+
+Mounted at ``/``: Delivery and Sync v1 live under ``/{environment_id}/``, Sync v2 under
+``/v2/{environment_id}/``.  Behaviour follows the vendor's API reference (the shared seeds), the
+recorded responses in the shared fixtures and, where those are silent, the vendor SDKs.  Choices:
+
+* A continuation token is base64 of JSON (as Kontent.ai's are), sealed so only tokens issued
+  here decode.  It anchors a sync round at a change-log sequence number: every page of a round
+  is evaluated as of the number fixed by its first page and cut by a keyset cursor, so edits
+  between page requests never make a page skip or repeat a change; they arrive next round.
+* Sync v2 keeps one cursor per array (items, types, languages, taxonomies) and fills each up to
+  ``page_size`` entries, so "more pages follow while any array is full" is exactly true.
+* ``items-feed`` pages by item id over the *current* content, not a snapshot: that is why
+  clients must take the sync token before loading content.
+* ``secure_api_key`` and the emulator's ``access_token`` are both accepted when set (Kontent.ai
+  has a Primary and a Secondary key); with neither, the API is public.
+* Faults (and the ``on_request`` hook) apply to every Delivery and Sync request.  Error bodies
+  are ``{message, request_id, error_code, specific_code}``; ``error_code`` 107 (bad continuation
+  token) is the documented one, the other codes are the emulator's own.  ``X-Request-Id``
+  repeats the body's request id on every response (the seeds document only the body field).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import urlencode
+
+from .faults import FaultKind, Faults
+from .project import ITEM, KINDS, LANGUAGE, TAXONOMY, TYPE, Accept, Change, Key, Project
+from .wire import Request, Response
+
+__all__ = ["MEDIA_TYPE", "Continuation", "KontentAPI", "SyncFilter", "TokenError"]
+
+MEDIA_TYPE = "application/json; charset=utf-8"
+MAX_PAGE_SIZE = 2000
+TOKEN_VERSION = 1
+SYNC_V1, SYNC_V2, FEED = "sync", "sync2", "feed"
+
+_BAD_REQUEST, _TOKEN_ERROR, _UNAUTHORIZED = 105, 107, 111
+_NOT_FOUND = {ITEM: 100, TYPE: 101, TAXONOMY: 102, "environment": 104, "route": 109}
+_FILTER_PARAM = re.compile(r"^(system\.(?:type|collection))(?:\[(eq|neq|in|nin)\])?$")
+_DELIVERY_PARAMS = frozenset(
+    {"language", "system.language", "limit", "skip", "depth", "includeTotalCount"}
+)
+_TOKEN_SEAL = b"localcache-emulator-kontent"  # integrity only: tokens are not secrets
+_UNAUTHORIZED_MESSAGE = (
+    "Missing or invalid access token. Please include the valid access token value in the "
+    "Authorization header field as an HTTP bearer authorization scheme."
+)
+_TOKEN_MESSAGE = "The continuation token specified in the 'X-Continuation' request header %s."
+_ARRAYS = (b"items", b"types", b"languages", b"taxonomies")  # Sync v2 arrays, KINDS order
+_DELTA = b'{"change_type":"%s","timestamp":"%s","data":%s}'
+_MALFORMED_BODY = b'{"items":[{"change_type":"changed_item","data":{"system":<html>oops'
+
+Condition = tuple[str, str, tuple[str, ...]]
+"""(property, operator, values), e.g. ("system.type", "in", ("article", "author"))."""
+
+
+class TokenError(ValueError):
+    """A continuation token this server did not issue, or no longer honours."""
+
+
+class _HttpError(Exception):
+    """Raised inside request handling to answer with a Kontent.ai error body."""
+
+    def __init__(self, status: int, error_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error_code, self.message = status, error_code, message
+
+
+def _bad_request(message: str) -> _HttpError:
+    return _HttpError(400, _BAD_REQUEST, message)
+
+
+@dataclass(frozen=True)
+class SyncFilter:
+    """Sync v1 init filters, fixed for the life of the sync (they travel in the token)."""
+
+    conditions: tuple[Condition, ...] = ()
+    language: str | None = None
+    system_language: str | None = None
+
+    @classmethod
+    def from_query(cls, query: dict[str, list[str]], languages: set[str]) -> SyncFilter:
+        """Parse ``system.type``/``system.collection`` operators and the two language filters."""
+        conditions: list[Condition] = []
+        language = system_language = None
+        for name, values in sorted(query.items()):
+            value = values[-1]
+            if name in ("language", "system.language"):
+                if value not in languages:
+                    raise _bad_request(f"The language '{value}' does not exist.")
+                if name == "language":
+                    language = value
+                else:
+                    system_language = value
+                continue
+            match = _FILTER_PARAM.match(name)
+            if match is None:
+                raise _bad_request(
+                    f"The query parameter '{name}' is not supported. Filter by language, "
+                    "system.language, system.type or system.collection (operators =, [eq], "
+                    "[neq], [in], [nin]; language filters allow = only)."
+                )
+            operator = match.group(2) or "eq"
+            parts = (
+                tuple(part.strip() for part in value.split(","))
+                if operator in ("in", "nin")
+                else (value,)
+            )
+            if not all(parts):
+                raise _bad_request(f"The query parameter '{name}' needs a non-empty value.")
+            conditions.append((match.group(1), operator, parts))
+        return cls(tuple(conditions), language, system_language)
+
+    def to_json(self) -> list[Any]:
+        return [
+            [[p, o, list(v)] for p, o, v in self.conditions],
+            self.language,
+            self.system_language,
+        ]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> SyncFilter:
+        conditions = tuple((prop, op, tuple(values)) for prop, op, values in data[0])
+        return cls(conditions, data[1], data[2])
+
+    def acceptor(self, fallback_chain: list[str]) -> Accept:
+        """Predicate over a variant's state as of the sync's anchor.
+
+        ``language`` follows fallbacks: a change to a fallback-language variant counts while
+        the item has no variant in the filtered language itself (as of the same anchor).
+        """
+        language, system_language, conditions = self.language, self.system_language, self.conditions
+
+        def accept(key: Key, change: Change, lookup: Callable[[Key], Change | None]) -> bool:
+            if system_language is not None and change.language != system_language:
+                return False
+            if language is not None and change.language != language:
+                if change.language not in fallback_chain:
+                    return False
+                for preferred in fallback_chain[: fallback_chain.index(change.language)]:
+                    state = lookup((ITEM, key[1], preferred))
+                    if state is not None and not state.deleted:
+                        return False
+            return all(_holds(condition, change) for condition in conditions)
+
+        return accept
+
+
+def _holds(condition: Condition, change: Change) -> bool:
+    prop, operator, values = condition
+    actual = change.type if prop == "system.type" else change.collection
+    if operator in ("eq", "in"):
+        return actual in values
+    return actual not in values
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """Everything needed to serve the next sync page or feed page, carried by the client.
+
+    ``since``: the sequence number the round's changes start after.  ``at``: the number the
+    round is evaluated at, None until its first page fixes it.  ``after``: per-kind keyset
+    cursor; a kind absent starts from the beginning, a kind mapped to None is exhausted.
+    """
+
+    api: str
+    generation: int
+    environment: str
+    since: int = 0
+    at: int | None = None
+    after: dict[str, Key | None] = field(default_factory=dict)
+    filter: SyncFilter = field(default_factory=SyncFilter)
+
+    def encode(self) -> str:
+        """Opaque base64 of JSON, sealed so that only tokens this emulator issued decode."""
+        after = {kind: None if key is None else list(key) for kind, key in self.after.items()}
+        fields = [
+            TOKEN_VERSION,
+            self.api,
+            self.generation,
+            self.environment,
+            self.since,
+            self.at,
+            after,
+            self.filter.to_json(),
+        ]
+        payload = json.dumps(fields, separators=(",", ":")).encode("utf-8")
+        return base64.b64encode(payload + b"." + _seal(payload)).decode("ascii")
+
+    @classmethod
+    def decode(cls, text: str) -> Continuation:
+        """Parse a token, raising :class:`TokenError` for anything not produced by encode."""
+        try:
+            raw = base64.b64decode(text.strip(), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise TokenError("not a continuation token") from exc
+        payload, _, seal = raw.rpartition(b".")
+        if not hmac.compare_digest(seal, _seal(payload)):
+            raise TokenError("not a continuation token issued by this emulator")
+        version, api, generation, environment, since, at, after, sync_filter = json.loads(payload)
+        if version != TOKEN_VERSION:
+            raise TokenError("unsupported continuation token version")
+        cursors = {kind: None if key is None else tuple(key) for kind, key in after.items()}
+        return cls(
+            api, generation, environment, since, at, cursors, SyncFilter.from_json(sync_filter)
+        )
+
+
+def _seal(payload: bytes) -> bytes:
+    return hmac.new(_TOKEN_SEAL, payload, "sha256").hexdigest()[:20].encode("ascii")
+
+
+def _parse_int(request: Request, name: str, default: int, high: int) -> int:
+    value = request.param(name)
+    if value is None:
+        return default
+    if not (value.isascii() and value.isdigit()) or int(value) > high:
+        raise _bad_request(f"The '{name}' parameter must be an integer from 0 to {high}.")
+    return int(value)
+
+
+class KontentAPI:
+    """Answers Delivery and Sync requests for one project; safe from many server threads."""
+
+    def __init__(
+        self, project: Project, access_token: str | None, faults: Faults, page_size: int = 100
+    ) -> None:
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        self.project = project
+        self.faults = faults
+        self.page_size = page_size
+        keys = (project.secure_api_key, access_token)
+        self._keys = [key.encode("utf-8") for key in keys if key]
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        """Route one request and render any failure as a Kontent.ai error body."""
+        request_id = uuid.uuid4().hex[:16]
+        try:
+            response = self._serve_with_faults(self._route(request), request, request_id)
+        except _HttpError as error:
+            response = self._error(error, request_id)
+        response.headers.append(("X-Request-Id", request_id))  # the body's request_id, too
+        return response
+
+    @staticmethod
+    def _json(body: bytes, headers: list[tuple[str, str]] | None = None) -> Response:
+        return Response(200, body, [("Content-Type", MEDIA_TYPE), *(headers or [])])
+
+    @staticmethod
+    def _error(error: _HttpError, request_id: str) -> Response:
+        body: dict[str, Any] = {"message": error.message, "request_id": request_id}
+        body.update(error_code=error.error_code, specific_code=0)
+        return Response(error.status, _dump(body), [("Content-Type", MEDIA_TYPE)])
+
+    def _authorized(self, request: Request) -> bool:
+        if not self._keys:
+            return True
+        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        offered = credential.strip().encode("utf-8")
+        return any(hmac.compare_digest(offered, key) for key in self._keys)
+
+    def _route(self, request: Request) -> Callable[[Request], Response]:
+        """The handler for this path and method, after the auth check."""
+        parts = [part for part in request.path.split("/") if part]
+        v2 = parts[:1] == ["v2"]
+        if v2:
+            parts = parts[1:]
+        if not parts:
+            raise _HttpError(404, _NOT_FOUND["route"], "The requested resource was not found.")
+        if parts[0] != self.project.environment_id:
+            message = f"The environment with the ID '{parts[0]}' does not exist."
+            raise _HttpError(404, _NOT_FOUND["environment"], message)
+        rest = tuple(parts[1:])
+        handler: Callable[[Request], Response] | None
+        if rest == ("sync", "init"):
+            handler, method = (self._init_v2 if v2 else self._init_v1), "POST"
+        elif rest == ("sync",):
+            handler, method = (self._sync_v2 if v2 else self._sync_v1), "GET"
+        else:
+            handler, method = None if v2 else self._delivery_handler(rest), "GET"
+        if handler is None:
+            raise _HttpError(404, _NOT_FOUND["route"], "The requested resource was not found.")
+        if request.method != method and not (method == "GET" and request.method == "HEAD"):
+            raise _HttpError(405, _BAD_REQUEST, f"Use {method} for this resource.")
+        if not self._authorized(request):
+            raise _HttpError(401, _UNAUTHORIZED, _UNAUTHORIZED_MESSAGE)
+        return handler
+
+    def _delivery_handler(self, rest: tuple[str, ...]) -> Callable[[Request], Response] | None:
+        if rest == ("items",):
+            return self._items
+        if rest == ("items-feed",):
+            return self._items_feed
+        if len(rest) == 2 and rest[0] == "items":
+            return lambda request: self._item(request, rest[1])
+        if rest == ("languages",):
+            return lambda request: self._listing(request, LANGUAGE, "languages")
+        if rest == ("types",):
+            return lambda request: self._listing(request, TYPE, "types")
+        if rest == ("taxonomies",):
+            return lambda request: self._listing(request, TAXONOMY, "taxonomies")
+        if len(rest) == 2 and rest[0] in ("types", "taxonomies"):
+            kind = TYPE if rest[0] == "types" else TAXONOMY
+            return lambda request: self._one(kind, rest[1])
+        return None
+
+    def _serve_with_faults(
+        self, handler: Callable[[Request], Response], request: Request, request_id: str
+    ) -> Response:
+        hook = self.faults.on_request
+        if hook is not None:
+            hook(request.path, request.query)
+        fault = self.faults.take()
+        if fault is not None and fault.kind is FaultKind.SERVER_ERROR:
+            message = "The service is temporarily unavailable. Please retry the request."
+            return self._error(_HttpError(fault.status, 0, message), request_id)
+        if fault is not None and fault.kind is FaultKind.RATE_LIMIT:
+            message = f"API rate limit exceeded. Please retry the request in {fault.reset} seconds."
+            response = self._error(_HttpError(429, 0, message), request_id)
+            response.headers.append(("Retry-After", str(fault.reset)))
+            return response
+        try:
+            response = handler(request)
+        except _HttpError as error:
+            response = self._error(error, request_id)
+        if fault is not None and fault.kind is FaultKind.TRUNCATE:
+            response.truncate = True
+        elif fault is not None and fault.kind is FaultKind.MALFORMED_JSON:
+            response.status, response.body = 200, _MALFORMED_BODY
+        return response
+
+    # -- Delivery ----------------------------------------------------------------------------
+
+    def _served(self, request: Request) -> tuple[str, list[tuple[str, Change]]]:
+        """(language, variants) a listing serves: fallbacks resolved, then filters applied."""
+        unknown = sorted(
+            name
+            for name in request.query
+            if name not in _DELIVERY_PARAMS and _FILTER_PARAM.match(name) is None
+        )
+        if unknown:
+            raise _bad_request(f"The query parameters {unknown} are not supported by the emulator.")
+        project = self.project
+        language = request.param("language") or project.default_language
+        known = {item.codename for item in project.languages()}
+        system_language = request.param("system.language")
+        for name in (language, system_language):
+            if name is not None and name not in known:
+                raise _bad_request(f"The language '{name}' does not exist.")
+        conditions = SyncFilter.from_query(
+            {name: values for name, values in request.query.items() if _FILTER_PARAM.match(name)},
+            known,
+        ).conditions
+        served = [
+            (item_id, change)
+            for item_id, change in project.delivered_items(language, fallbacks=True)
+            if (system_language is None or change.language == system_language)
+            and all(_holds(condition, change) for condition in conditions)
+        ]
+        return language, served
+
+    def _items(self, request: Request) -> Response:
+        language, served = self._served(request)
+        skip = _parse_int(request, "skip", 0, 1_000_000_000)
+        limit = _parse_int(request, "limit", 0, MAX_PAGE_SIZE)
+        depth = _parse_int(request, "depth", 1, 100)
+        window = served[skip : skip + limit] if limit else served[skip:]
+        more = limit > 0 and skip + limit < len(served)
+        next_page = ""
+        if more:
+            query = {name: values[-1] for name, values in request.query.items()}
+            query["skip"] = str(skip + limit)
+            next_page = f"{request.base_url}{request.path}?{urlencode(query)}"
+        pagination: dict[str, Any] = {"skip": skip, "limit": limit, "count": len(window)}
+        pagination["next_page"] = next_page
+        if (request.param("includeTotalCount") or "").lower() == "true":
+            pagination["total_count"] = len(served)
+        bodies = [change.body for _, change in window]
+        linked = self._linked(bodies, language, depth)
+        body = b'{"items":[%s],"modular_content":%s,"pagination":%s}'
+        return self._json(body % (b",".join(bodies), linked, _dump(pagination)))
+
+    def _items_feed(self, request: Request) -> Response:
+        for name in ("skip", "limit", "depth"):
+            if name in request.query:
+                raise _bad_request(f"The items-feed endpoint does not support '{name}'.")
+        _, served = self._served(request)
+        raw = request.headers.get("x-continuation")
+        start = 0
+        if raw:
+            token = self._decode(raw, FEED)
+            cursor = token.after.get(ITEM)
+            if cursor is None:
+                raise _HttpError(400, _TOKEN_ERROR, _TOKEN_MESSAGE % "is malformed")
+            start = next(
+                (i for i, (item_id, _) in enumerate(served) if item_id > cursor[1]), len(served)
+            )
+        page = served[start : start + self.page_size]
+        headers = []
+        if start + self.page_size < len(served):
+            last = page[-1][0]
+            follow = Continuation(
+                FEED, 0, self.project.environment_id, after={ITEM: (ITEM, last, "")}
+            )
+            headers.append(("X-Continuation", follow.encode()))
+        body = b'{"items":[%s],"modular_content":{}}' % b",".join(c.body for _, c in page)
+        return self._json(body, headers)
+
+    def _item(self, request: Request, codename: str) -> Response:
+        unknown = sorted(set(request.query) - {"language", "system.language", "depth"})
+        if unknown:
+            raise _bad_request(f"The query parameters {unknown} are not supported here.")
+        project = self.project
+        language = request.param("language") or project.default_language
+        system_language = request.param("system.language")
+        if language not in {item.codename for item in project.languages()}:
+            raise _bad_request(f"The language '{language}' does not exist.")
+        depth = _parse_int(request, "depth", 1, 100)
+        item_id = project.item_id(codename)
+        change = None if item_id is None else project.resolve(item_id, language, fallbacks=True)
+        if change is None or system_language not in (None, change.language):
+            message = f"The requested content item '{codename}' was not found."
+            raise _HttpError(404, _NOT_FOUND[ITEM], message)
+        linked = self._linked([change.body], language, depth)
+        return self._json(b'{"item":' + change.body + b',"modular_content":' + linked + b"}")
+
+    def _linked(self, bodies: list[bytes], language: str, depth: int) -> bytes:
+        """``modular_content``: items linked from these, ``depth`` levels deep, by codename."""
+        found: dict[str, bytes] = {}
+        frontier = bodies
+        for _ in range(depth):
+            wanted: list[str] = []
+            for body in frontier:
+                for element in json.loads(body).get("elements", {}).values():
+                    if element["type"] == "modular_content":
+                        wanted.extend(element["value"])
+                    elif element["type"] == "rich_text":
+                        wanted.extend(element.get("modular_content", []))
+            frontier = []
+            for codename in dict.fromkeys(wanted):
+                item_id = self.project.item_id(codename)
+                if item_id is None or codename in found:
+                    continue
+                change = self.project.resolve(item_id, language, fallbacks=True)
+                if change is not None:
+                    found[codename] = change.body
+                    frontier.append(change.body)
+        return b"{" + b",".join(_dump(name) + b":" + body for name, body in found.items()) + b"}"
+
+    def _listing(self, request: Request, kind: str, name: str) -> Response:
+        everything = [change.body for change in self.project.current(kind)]
+        skip = _parse_int(request, "skip", 0, 1_000_000_000)
+        limit = _parse_int(request, "limit", 0, MAX_PAGE_SIZE)
+        window = everything[skip : skip + limit] if limit else everything[skip:]
+        next_page = ""
+        if limit and skip + limit < len(everything):
+            next_page = f"{request.base_url}{request.path}?skip={skip + limit}&limit={limit}"
+        pagination = {"skip": skip, "limit": limit, "count": len(window), "next_page": next_page}
+        body = b'{"%s":[%s],"pagination":%s}'
+        return self._json(body % (name.encode(), b",".join(window), _dump(pagination)))
+
+    def _one(self, kind: str, codename: str) -> Response:
+        for change in self.project.current(kind):
+            if json.loads(change.system)["codename"] == codename:
+                return self._json(change.body)
+        what = "content type" if kind == TYPE else "taxonomy group"
+        raise _HttpError(404, _NOT_FOUND[kind], f"The requested {what} '{codename}' was not found.")
+
+    # -- Sync --------------------------------------------------------------------------------
+
+    def _fresh(self, api: str, sync_filter: SyncFilter) -> Continuation:
+        """A token whose first round reports what changes after this moment."""
+        generation, environment = self.faults.token_generation, self.project.environment_id
+        return Continuation(api, generation, environment, self.project.head, filter=sync_filter)
+
+    def _init_v1(self, request: Request) -> Response:
+        known = {language.codename for language in self.project.languages()}
+        sync_filter = SyncFilter.from_query(request.query, known)
+        token = self._fresh(SYNC_V1, sync_filter)
+        return self._json(b'{"items":[]}', [("X-Continuation", token.encode())])
+
+    def _init_v2(self, request: Request) -> Response:
+        if request.query:
+            raise _bad_request("Sync API v2 initialization takes no parameters.")
+        token = self._fresh(SYNC_V2, SyncFilter())
+        body = b'{"items":[],"types":[],"languages":[],"taxonomies":[]}'
+        return self._json(body, [("X-Continuation", token.encode())])
+
+    def _continuation(self, request: Request, api: str) -> Continuation:
+        if request.query:
+            raise _bad_request("Sync requests take no query parameters; filters belong to init.")
+        raw = request.headers.get("x-continuation")
+        if not raw:
+            message = "The 'X-Continuation' request header is missing; initialize a sync first."
+            raise _HttpError(400, _TOKEN_ERROR, message)
+        token = self._decode(raw, api)
+        invalid = _HttpError(400, _TOKEN_ERROR, _TOKEN_MESSAGE % "is invalid or expired")
+        if self.faults.reject_tokens or token.generation != self.faults.token_generation:
+            raise invalid
+        anchor = token.at if token.at is not None else token.since
+        if anchor > self.project.head:  # not issued by this project's history
+            raise invalid
+        return token
+
+    def _decode(self, raw: str, api: str) -> Continuation:
+        try:
+            token = Continuation.decode(raw)
+        except TokenError as exc:
+            raise _HttpError(400, _TOKEN_ERROR, _TOKEN_MESSAGE % "is malformed") from exc
+        if token.api != api or token.environment != self.project.environment_id:
+            message = _TOKEN_MESSAGE % "belongs to another API or environment"
+            raise _HttpError(400, _TOKEN_ERROR, message)
+        return token
+
+    def _round(
+        self, token: Continuation, kinds: tuple[str, ...], accept: Accept | None
+    ) -> tuple[dict[str, list[Change]], Continuation]:
+        """One page of every kind as of the round's anchor, and the token that follows it."""
+        at = token.at if token.at is not None else self.project.head
+        pages: dict[str, list[Change]] = {}
+        after: dict[str, Key | None] = {}
+        more = False
+        for kind in kinds:
+            if kind in token.after and token.after[kind] is None:
+                pages[kind], after[kind] = [], None  # exhausted earlier in this round
+                continue
+            cursor, limit = token.after.get(kind), self.page_size
+            page = self.project.delta_page(
+                kind=kind, since=token.since, at=at, after=cursor, limit=limit, accept=accept
+            )
+            pages[kind] = page.changes
+            after[kind] = page.last if page.more else None
+            more = more or page.more
+        if more:  # the round goes on as of the same anchor
+            return pages, replace(token, at=at, after=after)
+        return pages, replace(token, since=at, at=None, after={})  # next round starts after it
+
+    def _sync_v1(self, request: Request) -> Response:
+        token = self._continuation(request, SYNC_V1)
+        accept = None
+        if token.filter != SyncFilter():
+            language = token.filter.language
+            chain = self.project.fallback_chain(language) if language is not None else []
+            accept = token.filter.acceptor(chain)
+        pages, follow = self._round(token, (ITEM,), accept)
+        entries = [
+            _DELTA
+            % (
+                b"deleted_item" if change.deleted else b"changed_item",
+                change.timestamp.encode(),
+                change.body,
+            )
+            for change in pages[ITEM]
+        ]
+        body = b'{"items":[' + b",".join(entries) + b"]}"
+        return self._json(body, [("X-Continuation", follow.encode())])
+
+    def _sync_v2(self, request: Request) -> Response:
+        token = self._continuation(request, SYNC_V2)
+        pages, follow = self._round(token, KINDS, None)
+        arrays = []
+        for kind, name in zip(KINDS, _ARRAYS, strict=True):
+            entries = [
+                _DELTA
+                % (
+                    b"deleted" if change.deleted else b"changed",
+                    change.timestamp.encode(),
+                    b'{"system":%s}' % change.system,
+                )
+                for change in pages[kind]
+            ]
+            arrays.append(b'"%s":[%s]' % (name, b",".join(entries)))
+        return self._json(b"{" + b",".join(arrays) + b"}", [("X-Continuation", follow.encode())])
+
+
+def _dump(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
