@@ -70,3 +70,37 @@ def asset_fields(name: str) -> dict[str, Any]:
     return {"title": {"en-US": name}, "file": {"en-US": {
         "url": f"//assets.example/{name}.png", "fileName": f"{name}.png",
         "contentType": "image/png", "details": {"size": 100}}}}
+
+
+def break_after(emulator: Any, requests: int, counts: Any = lambda path: True) -> None:
+    """From the ``requests``-th request that ``counts(path)`` on, every sync request fails."""
+    seen: list[str] = []
+
+    def count(path: str, query: dict[str, list[str]]) -> None:
+        if counts(path):
+            seen.append(path)
+            if len(seen) == requests:
+                emulator.faults.server_error(times=1_000, status=502)
+
+    emulator.faults.on_request = count
+
+
+def run_program(emulator: Any, cache: Any, program: list[tuple[Any, ...]], edit: Any,
+                counts: Any = lambda path: True) -> None:
+    """Run a random history: edits, syncs, and syncs the server breaks off; then a final sync.
+    What a broken sync committed stays, and the next sync resumes."""
+    import contextlib
+
+    from localcache import SyncError
+
+    for op in program:
+        if op[0] == "sync":
+            cache.sync()
+        elif op[0] == "broken_sync":
+            break_after(emulator, op[1], counts)
+            with contextlib.suppress(SyncError):
+                cache.sync()
+            emulator.faults.clear()
+        else:
+            edit(op)
+    cache.sync()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .changelog import CONTENT_TYPE, PUBLISHED, Key, Version
-from .faults import FaultKind, Faults
+from .faults import FaultKind, Faults, spoil
 from .space import ASSET, ENTRY, Space
 from .wire import Request, Response
 
@@ -344,11 +344,7 @@ class ContentfulAPI:
             response = self._json(200, self._sync_body(request), request_id)
         except _HttpError as error:
             response = self._error(error.status, error.error_id, error.message, request_id)
-        if fault is not None and fault.kind is FaultKind.TRUNCATE:
-            response.truncate = True
-        elif fault is not None and fault.kind is FaultKind.MALFORMED_JSON:
-            response.status, response.body = 200, _MALFORMED_BODY
-        return response
+        return spoil(response, fault, _MALFORMED_BODY)
 
     def _sync_body(self, request: Request) -> bytes:
         token = self._sync_token(request)

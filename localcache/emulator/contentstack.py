@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .faults import FaultKind, Faults
+from .faults import FaultKind, Faults, spoil
 from .stack import CT_UID, EVENT_MS, EVENT_TYPES, LOCALE, TYPE, Event, Stack, to_ms
 from .wire import Request, Response
 
@@ -317,11 +317,7 @@ class ContentstackAPI:
             response = self._json(200, self._sync_body(request))
         except _HttpError as error:
             response = self._error(error)
-        if fault is not None and fault.kind is FaultKind.TRUNCATE:
-            response.truncate = True
-        elif fault is not None and fault.kind is FaultKind.MALFORMED_JSON:
-            response.status, response.body = 200, _MALFORMED_BODY
-        return response
+        return spoil(response, fault, _MALFORMED_BODY)
 
     def _sync_body(self, request: Request) -> bytes:
         token = self._request_token(request)

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["Fault", "FaultKind", "Faults", "RequestHook"]
+from .wire import Response
+
+__all__ = ["Fault", "FaultKind", "Faults", "RequestHook", "spoil"]
 
 RequestHook = Callable[[str, dict[str, list[str]]], None]
 """Called with (path, query) before a sync request is served; tests mutate the space in it."""
@@ -121,3 +123,14 @@ class Faults:
             self.latency = 0.0
             self.reject_tokens = False
             self.on_request = None
+
+
+def spoil(response: Response, fault: Fault | None, malformed_body: bytes) -> Response:
+    """Apply a body-level one-shot fault to an otherwise finished response: cut it short
+    (``truncate``) or replace it with ``malformed_body`` (a vendor-shaped body that breaks
+    off into garbage). Every vendor protocol spoils its responses the same way."""
+    if fault is not None and fault.kind is FaultKind.TRUNCATE:
+        response.truncate = True
+    elif fault is not None and fault.kind is FaultKind.MALFORMED_JSON:
+        response.status, response.body = 200, malformed_body
+    return response

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
-from .faults import FaultKind, Faults
+from .faults import FaultKind, Faults, spoil
 from .project import ITEM, KINDS, LANGUAGE, TAXONOMY, TYPE, Accept, Change, Key, Project
 from .wire import Request, Response
 
@@ -338,11 +338,7 @@ class KontentAPI:
             response = handler(request)
         except _HttpError as error:
             response = self._error(error, request_id)
-        if fault is not None and fault.kind is FaultKind.TRUNCATE:
-            response.truncate = True
-        elif fault is not None and fault.kind is FaultKind.MALFORMED_JSON:
-            response.status, response.body = 200, _MALFORMED_BODY
-        return response
+        return spoil(response, fault, _MALFORMED_BODY)
 
     # -- Delivery ----------------------------------------------------------------------------
 

@@ -8,15 +8,14 @@ equal to what the server publishes, item for item.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import article, assert_converged, asset_fields, make_cache, make_space
+from support import article, assert_converged, asset_fields, make_cache, make_space, run_program
 
-from localcache import HttpPolicy, SyncError
+from localcache import HttpPolicy
 from localcache.emulator import Emulator
 
 IDS = [f"e{i}" for i in range(12)]
@@ -59,28 +58,6 @@ def test_random_histories_converge(tmp_path_factory: Any, program: list[tuple[An
     with Emulator(space, access_token="test-delivery-token") as emulator, \
             make_cache(emulator, path, limit=3,
                        http=HttpPolicy(max_attempts=2, backoff_base=0.001)) as cache:
-        for op in program:
-            if op[0] == "sync":
-                cache.sync()
-            elif op[0] == "broken_sync":
-                _break_after(emulator, op[1])
-                # What was committed stays; the next sync resumes.
-                with contextlib.suppress(SyncError):
-                    cache.sync()
-                emulator.faults.clear()
-            else:
-                _edit(space, op, published)
-        cache.sync()
+        run_program(emulator, cache, program, lambda op: _edit(space, op, published),
+                    counts=lambda path: path.endswith("/sync"))
         assert_converged(cache, space)
-
-
-def _break_after(emulator: Any, pages: int) -> None:
-    served: list[str] = []
-
-    def count(path: str, query: dict[str, list[str]]) -> None:
-        if path.endswith("/sync"):
-            served.append(path)
-            if len(served) == pages:
-                emulator.faults.server_error(times=1_000, status=502)
-
-    emulator.faults.on_request = count

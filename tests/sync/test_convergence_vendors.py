@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import run_program
 
-from localcache import Cache, Contentstack, HttpPolicy, Kontent, SyncError
+from localcache import Cache, Contentstack, HttpPolicy, Kontent
 from localcache.emulator import Emulator
 from localcache.providers.contentstack import SYSTEM_KEYS
 
@@ -20,31 +21,6 @@ POLICY = HttpPolicy(max_attempts=2, backoff_base=0.001)
 SETTINGS = settings(max_examples=25, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
-
-
-def _break_after(emulator: Any, requests: int) -> None:
-    seen: list[str] = []
-
-    def count(path: str, query: dict[str, list[str]]) -> None:
-        seen.append(path)
-        if len(seen) == requests:
-            emulator.faults.server_error(times=1_000, status=502)
-
-    emulator.faults.on_request = count
-
-
-def _run(emulator: Any, cache: Cache, program: list[tuple[Any, ...]], edit: Any) -> None:
-    for op in program:
-        if op[0] == "sync":
-            cache.sync()
-        elif op[0] == "broken_sync":
-            _break_after(emulator, op[1])
-            with contextlib.suppress(SyncError):
-                cache.sync()
-            emulator.faults.clear()
-        else:
-            edit(op)
-    cache.sync()
 
 
 # -- Contentstack ---------------------------------------------------------------------------
@@ -101,7 +77,7 @@ def test_contentstack_histories_converge(tmp_path_factory: Any,
     with Emulator(stack, access_token=TOKEN, page_size=3) as emulator, \
             Cache(Contentstack("blt_api", TOKEN, "production", base_url=emulator.base_url,
                                http=POLICY), path=path) as cache:
-        _run(emulator, cache, program, edit)
+        run_program(emulator, cache, program, edit)
         stored = {("Entry", r.id): r.fields for r in cache.entries()}
         for kind, uid in _stack_expected(stack):
             if kind == "Asset":
@@ -150,7 +126,7 @@ def test_kontent_histories_converge(tmp_path_factory: Any, program: list[tuple[A
     with Emulator(project, access_token=None, page_size=3) as emulator, \
             Cache(Kontent(project.environment_id, api_version=version,
                           base_url=emulator.base_url, http=POLICY), path=path) as cache:
-        _run(emulator, cache, program, edit)
+        run_program(emulator, cache, program, edit)
         expected: dict[str, dict[str, dict[str, Any]]] = {}
         for (item_id, language), item in project.published().items():
             for codename, element in item["elements"].items():
