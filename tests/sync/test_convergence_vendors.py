@@ -7,13 +7,12 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import run_program
 
 from localcache import Cache, Contentstack, HttpPolicy, Kontent
-from localcache.emulator import Emulator
+from localcache.emulator import Emulator, Project, Stack
 from localcache.providers.contentstack import SYSTEM_KEYS
 
 TOKEN = "vendor-test-token"
@@ -55,8 +54,7 @@ def _stack_expected(stack: Any) -> dict[tuple[str, str], dict[str, dict[str, Any
 @given(program=st.lists(stack_ops, min_size=1, max_size=25))
 def test_contentstack_histories_converge(tmp_path_factory: Any,
                                          program: list[tuple[Any, ...]]) -> None:
-    stack_module = pytest.importorskip("localcache.emulator.stack")
-    stack = stack_module.Stack(api_key="blt_api", environment="production", locales=LOCALES)
+    stack = Stack(api_key="blt_api", environment="production", locales=LOCALES)
     path: Path = tmp_path_factory.mktemp("cs") / "store.sqlite3"
 
     def edit(op: tuple[Any, ...]) -> None:
@@ -106,8 +104,7 @@ kontent_ops = st.one_of(
        version=st.sampled_from([1, 2]))
 def test_kontent_histories_converge(tmp_path_factory: Any, program: list[tuple[Any, ...]],
                                     version: int) -> None:
-    project_module = pytest.importorskip("localcache.emulator.project")
-    project = project_module.Project(environment_id="975bf280-fd91-488c-994c-2f04416e5ee3",
+    project = Project(environment_id="975bf280-fd91-488c-994c-2f04416e5ee3",
                                      languages=LANGUAGES)
     project.add_type("article", elements={"title": "text"})
     path: Path = tmp_path_factory.mktemp("kt") / "store.sqlite3"
