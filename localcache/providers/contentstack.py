@@ -155,36 +155,39 @@ class Contentstack:
             return TokenRejectedError(text + "; the sync token was rejected", **args)
         return SyncError(text, **args)
 
-    @staticmethod
-    def parse_page(response: HttpResponse, number: int) -> Page:
-        """Validate a whole sync response before any of it is applied."""
-        body = decode_json_object(response, what=f"sync page {number}", page=number).data
-        items = body.get("items")
-        if not isinstance(items, list):
-            raise PageError(f"sync page {number} has no 'items' array", page=number)
-        pagination, sync = body.get("pagination_token"), body.get("sync_token")
-        if (pagination is None) == (sync is None):
-            raise PageError(f"sync page {number} must carry exactly one of pagination_token "
-                            "and sync_token", page=number)
-        value = pagination if pagination is not None else sync
-        if not is_text(value) or not value:
-            raise PageError(f"sync page {number}: the next token is not a string", page=number)
-        total = body.get("total_count")
-        deltas: list[Delta] = []
-        skipped = 0
-        for position, item in enumerate(items):
-            delta = _parse_item(item, number, position)
-            if delta is None:
-                skipped += 1
-            else:
-                deltas.append(delta)
-        return Page(number=number, deltas=deltas,
-                    next_token=ContinuationToken(value, "page" if pagination else "sync"),
-                    total=total if isinstance(total, int) and total >= 0 else None,
-                    skipped=skipped)
+    def parse_page(self, response: HttpResponse, number: int) -> Page:
+        return parse_sync_page(response, number, self.default_locale)
 
 
-def _parse_item(item: Any, number: int, position: int) -> Delta | None:
+def parse_sync_page(response: HttpResponse, number: int, default_locale: str = "en-us") -> Page:
+    """Validate a whole sync response before any of it is applied."""
+    body = decode_json_object(response, what=f"sync page {number}", page=number).data
+    items = body.get("items")
+    if not isinstance(items, list):
+        raise PageError(f"sync page {number} has no 'items' array", page=number)
+    pagination, sync = body.get("pagination_token"), body.get("sync_token")
+    if (pagination is None) == (sync is None):
+        raise PageError(f"sync page {number} must carry exactly one of pagination_token "
+                        "and sync_token", page=number)
+    value = pagination if pagination is not None else sync
+    if not is_text(value) or not value:
+        raise PageError(f"sync page {number}: the next token is not a string", page=number)
+    total = body.get("total_count")
+    deltas: list[Delta] = []
+    skipped = 0
+    for position, item in enumerate(items):
+        delta = _parse_item(item, number, position, default_locale)
+        if delta is None:
+            skipped += 1
+        else:
+            deltas.append(delta)
+    return Page(number=number, deltas=deltas,
+                next_token=ContinuationToken(value, "page" if pagination else "sync"),
+                total=total if isinstance(total, int) and total >= 0 else None,
+                skipped=skipped)
+
+
+def _parse_item(item: Any, number: int, position: int, default_locale: str) -> Delta | None:
     where = f"sync page {number}, item {position}"
     if not isinstance(item, dict):
         raise PageError(f"{where}: item is not an object", page=number)
@@ -211,9 +214,13 @@ def _parse_item(item: Any, number: int, position: int) -> Delta | None:
     locale = data.get("locale")
     if locale is None and isinstance(details, dict):
         locale = details.get("locale")
-    if not is_text(locale) or not locale:
-        raise PageError(f"{where}: {kind} {uid!r} names no locale", page=number)
     ct = content_type if record_type == "Entry" else None
+    if locale is None and not kind.endswith("_published"):
+        return Delta(record_type, uid, True, content_type=ct)  # no locale named: all of it
+    if locale is None:
+        locale = default_locale  # a published item that names no locale: the master locale
+    if not is_text(locale) or not locale:
+        raise PageError(f"{where}: {kind} {uid!r} has a bad locale", page=number)
     if not kind.endswith("_published"):
         return Delta(record_type, uid, True, content_type=ct, locale=locale)
     version = data.get("_version", 0)

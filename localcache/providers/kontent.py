@@ -126,7 +126,13 @@ class Kontent:
         return SyncError(text, **args)
 
     def fetch_locales(self) -> list[LocaleInfo] | None:
-        response = self._call("GET", f"/{self._env}/languages", "languages request")
+        try:
+            response = self._call("GET", f"/{self._env}/languages", "languages request")
+        except SyncError as exc:
+            if exc.status != 404:
+                raise
+            log.warning("%s; learning languages from the content instead", exc)
+            return None
         languages = decode_json_object(response, what="languages response").data.get("languages")
         if not isinstance(languages, list):
             raise PageError("languages response has no 'languages' array")
@@ -164,10 +170,12 @@ class Kontent:
 
     def _load(self, sync_token: str, language: int, feed: str | None,
               number: int) -> Iterator[Page]:
-        codes = [loc.code for loc in self.fetch_locales() or []]
+        listed = self.fetch_locales()
+        # Without a languages list, load the feed once, in whatever languages it serves.
+        codes: list[str | None] = [loc.code for loc in listed] if listed is not None else [None]
         wanted = self.filters.get("language") or self.filters.get("system.language")
         if wanted:
-            codes = [code for code in codes if code == wanted]
+            codes = [wanted]
         while True:
             number += 1
             if language >= len(codes):
@@ -175,7 +183,9 @@ class Kontent:
                            next_token=ContinuationToken(sync_token, "sync"))
                 return
             code = codes[language]
-            params = {"language": code, "system.language": code, **self._content_filters()}
+            params = {**self._content_filters()}
+            if code is not None:
+                params.update({"language": code, "system.language": code})
             response = self._call("GET", f"/{self._env}/items-feed", f"items feed page {number}",
                                   params=params, continuation=feed)
             body = decode_json_object(response, what=f"items feed page {number}",

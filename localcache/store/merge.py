@@ -51,8 +51,9 @@ def _merge_table(conn: sqlite3.Connection, record_type: RecordType, table: str,
             for record_id, doc in after.items():
                 if doc is not None and _content_type(doc) == delta.content_type:
                     after[record_id] = None
-        elif delta.deleted:
-            after[delta.id] = _without_locale(after.get(delta.id), delta.locale)
+        elif delta.deleted:  # one locale, or (naming none) the whole record
+            after[delta.id] = (_without_locale(after.get(delta.id), delta.locale)
+                               if delta.locale is not None else None)
         else:
             after[delta.id] = _with_locale(after.get(delta.id), delta, page)
     upserts: list[tuple[Any, ...]] = []

@@ -156,3 +156,22 @@ def test_merge_of_locales_and_content_type_deletion(store_path: Path) -> None:
         assert cache.entry("b1").fields == {"title": {"fr-fr": "Bonjour"}}
         assert cache.entry("b2") is None and cache.entry("p1") is None
         assert cache.sync().entries.changed == 0
+
+
+def test_items_that_name_no_locale(store_path: Path) -> None:
+    """A published item without any locale is the master locale's; a deletion naming no locale
+    removes the whole record."""
+    def item(kind: str, **data: Any) -> dict[str, Any]:
+        return {"type": kind, "content_type_uid": "blog", "data": data,
+                "event_at": "2024-01-01T00:00:00.000Z"}
+
+    init = {"items": [item("entry_published", uid="b1", title="One"),
+                      item("entry_published", uid="b1", locale="fr-fr", title="Un")],
+            "skip": 0, "limit": 100, "total_count": 2, "sync_token": "t1"}
+    delta = {"items": [item("entry_deleted", uid="b1")], "skip": 0, "limit": 100,
+             "total_count": 1, "sync_token": "t2"}
+    with StackReplay(init, {"t1": delta}) as server, _cache(server, store_path) as cache:
+        cache.sync()
+        assert cache.entry("b1").fields == {"title": {"en-us": "One", "fr-fr": "Un"}}
+        assert [(loc.code, loc.default) for loc in cache.locales()][:1] == [("en-us", True)]
+        assert cache.sync().entries.deleted == 1 and cache.entry("b1") is None

@@ -142,3 +142,16 @@ def test_v2_filters_are_refused(store_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="unsupported sync filter"):
         Kontent(ENV, filters={"system.type": "article"})
     Kontent(ENV, api_version=1, filters={"system.type[in]": "article,author"})
+
+
+def test_first_load_without_a_languages_endpoint(store_path: Path) -> None:
+    item = variant("135d17ac-b6ba-4c6a-ae31-23c1193215cb", "my_article", "en-US", "Hello")
+    routes: dict[tuple[str, str, str | None], Route] = {
+        ("POST", f"/v2/{ENV}/sync/init", None): (200, {"items": []}, {"X-Continuation": "t0"}),
+        ("GET", f"/{ENV}/items-feed", None): (200, {"items": [item]}, {}),
+    }
+    with KontentReplay(routes) as server, \
+            Cache(Kontent(ENV, base_url=server.base_url), path=store_path) as cache:
+        assert cache.sync().entries.added == 1
+        assert [loc.code for loc in cache.locales()] == ["en-US"]
+        assert cache.entry(item["system"]["id"]).field("title")["value"] == "Hello"
