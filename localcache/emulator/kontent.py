@@ -1,23 +1,19 @@
 """Kontent.ai Delivery API and Sync API (v1 and v2) over an in-memory :class:`Project`.
 
-Mounted at ``/``: Delivery and Sync v1 live under ``/{environment_id}/``, Sync v2 under
-``/v2/{environment_id}/``.  Behaviour follows the vendor's API reference (the shared seeds), the
-recorded responses in the shared fixtures and, where those are silent, the vendor SDKs.  Choices:
+Mounted at ``/``: Delivery and Sync v1 under ``/{environment_id}/``, Sync v2 under
+``/v2/{environment_id}/``; behaviour follows the seeds, the fixtures and, where those are
+silent, the vendor SDKs. Choices:
 
-* A continuation token is base64 of JSON (as Kontent.ai's are), sealed so only tokens issued
-  here decode.  It anchors a sync round at a change-log sequence number: every page of a round
-  is evaluated as of the number fixed by its first page and cut by a keyset cursor, so edits
-  between page requests never make a page skip or repeat a change; they arrive next round.
-* Sync v2 keeps one cursor per array (items, types, languages, taxonomies) and fills each up to
-  ``page_size`` entries, so "more pages follow while any array is full" is exactly true.
-* ``items-feed`` pages by item id over the *current* content, not a snapshot: that is why
-  clients must take the sync token before loading content.
-* ``secure_api_key`` and the emulator's ``access_token`` are both accepted when set (Kontent.ai
-  has a Primary and a Secondary key); with neither, the API is public.
-* Faults (and the ``on_request`` hook) apply to every Delivery and Sync request.  Error bodies
-  are ``{message, request_id, error_code, specific_code}``; ``error_code`` 107 (bad continuation
-  token) is the documented one, the other codes are the emulator's own.  ``X-Request-Id``
-  repeats the body's request id on every response (the seeds document only the body field).
+* Tokens are sealed base64 JSON anchoring a sync round at a change-log number; every page of a
+  round is evaluated as of that number and cut by a keyset cursor, so edits between page
+  requests never make a page skip or repeat a change (they arrive next round).
+* Sync v2 fills each array (items, types, languages, taxonomies) up to ``page_size``, so "more
+  pages follow while any array is full" is exact. ``items-feed`` pages over *current* content,
+  which is why clients take the sync token before loading content.
+* ``secure_api_key`` and the ``access_token`` are both accepted when set; with neither the API
+  is public. Faults and ``on_request`` apply to every request. Error bodies are ``{message,
+  request_id, error_code, specific_code}``; 107 (bad continuation token) is documented, the
+  other codes are the emulator's own; ``X-Request-Id`` repeats the request id.
 """
 
 from __future__ import annotations
@@ -47,9 +43,10 @@ SYNC_V1, SYNC_V2, FEED = "sync", "sync2", "feed"
 _BAD_REQUEST, _TOKEN_ERROR, _UNAUTHORIZED = 105, 107, 111
 _NOT_FOUND = {ITEM: 100, TYPE: 101, TAXONOMY: 102, "environment": 104, "route": 109}
 _FILTER_PARAM = re.compile(r"^(system\.(?:type|collection))(?:\[(eq|neq|in|nin)\])?$")
-_DELIVERY_PARAMS = frozenset(
-    {"language", "system.language", "limit", "skip", "depth", "includeTotalCount"}
-)
+_DELIVERY_PARAMS = frozenset({"language", "system.language", "limit", "skip", "depth",
+                              "includeTotalCount"})
+# Listings also select by id or codename: ``system.codename[in]=a,b`` fetches a batch at once.
+_SELECT_PARAM = re.compile(r"^system\.(id|codename)(?:\[(eq|in)\])?$")
 _TOKEN_SEAL = b"localcache-emulator-kontent"  # integrity only: tokens are not secrets
 _UNAUTHORIZED_MESSAGE = (
     "Missing or invalid access token. Please include the valid access token value in the "
@@ -60,8 +57,7 @@ _ARRAYS = (b"items", b"types", b"languages", b"taxonomies")  # Sync v2 arrays, K
 _DELTA = b'{"change_type":"%s","timestamp":"%s","data":%s}'
 _MALFORMED_BODY = b'{"items":[{"change_type":"changed_item","data":{"system":<html>oops'
 
-Condition = tuple[str, str, tuple[str, ...]]
-"""(property, operator, values), e.g. ("system.type", "in", ("article", "author"))."""
+Condition = tuple[str, str, tuple[str, ...]]  # (property, operator, values)
 
 
 class TokenError(ValueError):
@@ -348,6 +344,7 @@ class KontentAPI:
             name
             for name in request.query
             if name not in _DELIVERY_PARAMS and _FILTER_PARAM.match(name) is None
+            and _SELECT_PARAM.match(name) is None
         )
         if unknown:
             raise _bad_request(f"The query parameters {unknown} are not supported by the emulator.")
@@ -362,13 +359,28 @@ class KontentAPI:
             {name: values for name, values in request.query.items() if _FILTER_PARAM.match(name)},
             known,
         ).conditions
+        selected = self._selected(request)
         served = [
             (item_id, change)
             for item_id, change in project.delivered_items(language, fallbacks=True)
             if (system_language is None or change.language == system_language)
             and all(_holds(condition, change) for condition in conditions)
+            and (selected is None or item_id in selected)
         ]
         return language, served
+
+    def _selected(self, request: Request) -> set[str] | None:
+        """Item ids named by ``system.id``/``system.codename`` selectors; None: all."""
+        selected: set[str] | None = None
+        for name, values in request.query.items():
+            match = _SELECT_PARAM.match(name)
+            if match is None:
+                continue
+            wanted = {part.strip() for part in values[-1].split(",") if part.strip()}
+            if match.group(1) == "codename":
+                wanted = {i for i in map(self.project.item_id, wanted) if i is not None}
+            selected = wanted if selected is None else selected & wanted
+        return selected
 
     def _items(self, request: Request) -> Response:
         language, served = self._served(request)

@@ -254,7 +254,7 @@ class Kontent:
             if not isinstance(value, list):
                 raise PageError(f"sync page {number}: '{name}' is not an array", page=number)
             arrays[name] = value
-        deltas = []
+        systems: list[tuple[str, dict[str, Any]]] = []
         for position, entry in enumerate(arrays["items"]):
             change = entry.get("change_type") if isinstance(entry, dict) else None
             data = entry.get("data") if isinstance(entry, dict) else None
@@ -262,33 +262,43 @@ class Kontent:
             if change not in ("changed", "deleted") or not isinstance(system, dict):
                 raise PageError(f"sync page {number}, item {position}: not a changed or "
                                 "deleted item with a system block", page=number)
-            if change == "changed":
-                fetched = self._fetch_variant(system, number, token)
-                if fetched is not None:
-                    deltas.append(_variant(fetched, None, number, position))
-                    continue
-            deltas.append(_variant({"system": system}, None, number, position, deleted=True))
+            systems.append((change, system))
+        content = self._fetch_changed([s for c, s in systems if c == "changed"], number)
+        deltas = []
+        for position, (change, system) in enumerate(systems):
+            fetched = content.get((system.get("codename"), system.get("language")))
+            if change == "changed" and fetched is not None:
+                deltas.append(_variant(fetched, None, number, position))
+            else:  # deleted, or changed and already gone again from the Delivery API
+                deltas.append(_variant({"system": system}, None, number, position,
+                                       deleted=True))
         return deltas, any(len(a) >= V2_PAGE_FULL for a in arrays.values())
 
-    def _fetch_variant(self, system: dict[str, Any], number: int,
-                       token: ContinuationToken) -> dict[str, Any] | None:
-        """A changed variant's content from the Delivery API; None when it is gone again."""
-        codename, language = system.get("codename"), system.get("language")
-        if not is_text(codename) or not is_text(language) or not codename or not language:
-            raise PageError(f"sync page {number}: a changed item lacks codename or language",
-                            page=number)
-        try:
-            response = self._call(
-                "GET", f"/{self._env}/items/{quote(codename, safe='')}",
-                f"item {codename!r} for sync page {number}",
-                params={"language": language, "system.language": language})
-        except SyncError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        item = decode_json_object(response, what=f"item {codename!r}", page=number).data
-        found = item.get("item")
-        return found if isinstance(found, dict) else None
+    def _fetch_changed(self, systems: list[dict[str, Any]],
+                       number: int) -> dict[tuple[Any, Any], dict[str, Any]]:
+        """The changed variants' content from the Delivery API: one request per language
+        (``system.codename[in]``), keyed by (codename, language)."""
+        by_language: dict[str, list[str]] = {}
+        for system in systems:
+            codename, language = system.get("codename"), system.get("language")
+            if not is_text(codename) or not is_text(language) or not codename or not language:
+                raise PageError(f"sync page {number}: a changed item lacks codename or "
+                                "language", page=number)
+            by_language.setdefault(language, []).append(codename)
+        found: dict[tuple[Any, Any], dict[str, Any]] = {}
+        for language, codenames in by_language.items():
+            what = f"changed items of sync page {number} ({language})"
+            response = self._call("GET", f"/{self._env}/items", what, params={
+                "system.codename[in]": ",".join(dict.fromkeys(codenames)), "language": language,
+                "system.language": language, "depth": "0"})
+            items = decode_json_object(response, what=what, page=number).data.get("items")
+            if not isinstance(items, list):
+                raise PageError(f"{what}: no 'items' array", page=number)
+            for item in items:
+                meta = item.get("system") if isinstance(item, dict) else None
+                if isinstance(meta, dict):
+                    found[(meta.get("codename"), meta.get("language"))] = item
+        return found
 
 
 def _variant(item: Any, language: str | None, number: int, position: int, *,

@@ -256,3 +256,15 @@ def test_model_rejects_what_kontent_would() -> None:
         stamps.append(project.published()[("art-01", "default")]["system"]["last_modified"])
     assert stamps == sorted(set(stamps))
     assert project.environment_id == ENV
+
+
+def test_items_selected_by_codename_or_id_in_one_request() -> None:
+    project = make_project()
+    with serve(project) as emu:
+        client = Kontent(emu)
+        batch = client.get("/items", **{"system.codename[in]": "article_0,article_2,nothing",
+                                        "language": "default", "system.language": "default"})
+        by_id = client.get("/items", **{"system.id[in]": "art-01", "depth": "0"})
+    assert batch.status_code == 200, batch.text
+    assert [i["system"]["codename"] for i in batch.json()["items"]] == ["article_0", "article_2"]
+    assert [i["system"]["id"] for i in by_id.json()["items"]] == ["art-01"]

@@ -121,8 +121,8 @@ def test_v2_delta_fetches_changed_content_from_delivery(load_fixture: Any,
         ("GET", f"/{ENV}/languages", None): languages("default"),
         ("GET", f"/{ENV}/items-feed?default", None): (200, {"items": [hello_old, bye]}, {}),
         ("GET", f"/v2/{ENV}/sync", "t0"): (200, delta, {"X-Continuation": "t1"}),
-        ("GET", f"/{ENV}/items/hello_world?default", None): (200, {"item": hello_new,
-                                                                   "modular_content": {}}, {}),
+        ("GET", f"/{ENV}/items?default", None): (200, {"items": [hello_new],
+                                                       "modular_content": {}}, {}),
     }
     with KontentReplay(routes) as server, \
             Cache(Kontent(ENV, api_key="secure-key-123", base_url=server.base_url),
