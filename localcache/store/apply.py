@@ -49,10 +49,16 @@ _UPSERT_ASSET = (
     "updated_at = excluded.updated_at, raw = excluded.raw"
 )
 # The same upserts, with each record's JSON and columns read by SQLite from the page's own text.
+# SQLite and Python parse the same text; they disagree only on an object repeating a key
+# (JSON leaves the winner open). So a row is written only when SQLite reads the id, revision and
+# updatedAt the delta has (``:expected``, indexed by position); a shortfall refuses the page.
 _FROM_SOURCE = (
     "SELECT json_extract(i.value, :id), {content_type}coalesce(json_extract(i.value, :rev), 0), "
     "json_extract(i.value, :created), json_extract(i.value, :updated), i.value "
-    "FROM json_each(:text, :items) AS i WHERE i.key IN (SELECT value FROM json_each(:positions))"
+    "FROM json_each(:text, :items) AS i WHERE i.key IN (SELECT value FROM json_each(:positions)) "
+    "AND json_extract(i.value, :id) || char(31) || coalesce(json_extract(i.value, :rev), 0) "
+    "|| char(31) || coalesce(json_extract(i.value, :updated), '') "
+    "= json_extract(:expected, '$[' || i.key || ']')"
 )
 _UPSERT_ENTRIES_FROM_SOURCE = _UPSERT_ENTRY.replace(
     "VALUES (?, ?, ?, ?, ?, ?)",
@@ -160,25 +166,30 @@ def _write_from_source(
         return upserts
     verbatim = [d for d in upserts if d.position is not None]
     if verbatim:
-        conn.execute(sql, {
+        expected: list[str | None] = [None] * (max(d.position or 0 for d in verbatim) + 1)
+        for d in verbatim:
+            expected[d.position or 0] = f"{d.id}\x1f{d.revision}\x1f{d.updated_at or ''}"
+        written = conn.execute(sql, {
             "text": source.text, "items": source.items_path,
             "positions": json.dumps([d.position for d in verbatim]),
+            "expected": json.dumps(expected),
             "id": source.id_path, "content_type": source.content_type_path,
             "rev": source.revision_path, "created": source.created_path,
             "updated": source.updated_path,
-        })
-        _check_written(conn, table, verbatim, page)
+        }).rowcount
+        if written != len(verbatim):
+            _name_ambiguous(conn, table, verbatim, page)
     return [d for d in upserts if d.position is None]
 
 
-def _check_written(conn: sqlite3.Connection, table: str, deltas: list[Delta], page: int) -> None:
-    """SQLite read the columns from the text, Python from its parse; they differ only for an
-    object with a repeated key (JSON leaves the winner open). Refuse such a page."""
+def _name_ambiguous(conn: sqlite3.Connection, table: str, deltas: list[Delta],
+                    page: int) -> None:
+    """Refuse the page, naming the first record SQLite did not read as Python did."""
     stored = _prior(conn, table, [d.id for d in deltas])
-    for d in deltas:
-        if stored.get(d.id) != (d.revision, d.updated_at):
-            raise PageError(f"sync page {page}: {d.record_type} {d.id!r} is ambiguous "
-                            "(its sys object repeats a key)", page=page)
+    culprit = next((d for d in deltas if stored.get(d.id) != (d.revision, d.updated_at)),
+                   deltas[0])
+    raise PageError(f"sync page {page}: {culprit.record_type} {culprit.id!r} is ambiguous "
+                    "(its sys object repeats a key)", page=page)
 
 
 def _classify(

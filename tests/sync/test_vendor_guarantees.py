@@ -168,3 +168,16 @@ def test_cli_syncs_and_exports_every_provider(tmp_path: Path) -> None:
             assert len(lines) == 3 and {line["type"] for line in lines} == {"Entry"}
             assert all(set(line) == {"type", "id", "content_type", "revision", "fields"}
                        for line in lines)
+
+
+def test_kontent_v2_follows_pages_while_an_array_is_full(tmp_path: Path) -> None:
+    project = _project(2)
+    with Emulator(project, access_token=None) as emu, \
+            Cache(Kontent(ENV_ID, base_url=emu.base_url), path=tmp_path / "k.sqlite3") as cache:
+        cache.sync()
+        for i in range(2, 152):
+            project.upsert_variant(f"00000000-0000-4000-8000-{i:012d}", f"item_{i}", "article",
+                                   "default", {"title": f"T{i}"})
+        result = cache.sync()
+        assert result.pages == 2 and result.entries.added == 150   # 100, then 50: done
+        assert cache.stats()["entries"] == 152
