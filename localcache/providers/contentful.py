@@ -246,48 +246,50 @@ def _token_from_url(url: Any, number: int) -> str:
 
 
 def _parse_item(item: Any, number: int, position: int | None) -> Delta | None:
-    where = f"sync page {number}, item {position}"
     if not isinstance(item, dict) or not isinstance(item.get("sys"), dict):
-        raise PageError(f"{where}: item has no 'sys' object", page=number)
+        raise _bad(number, position, "item has no 'sys' object")
     sys = item["sys"]
     item_type = sys.get("type")
     record_id = sys.get("id")
     if not isinstance(item_type, str):
-        raise PageError(f"{where}: sys.type is missing", page=number)
+        raise _bad(number, position, "sys.type is missing")
     if item_type not in _RECORD_TYPES:
-        log.warning("%s: skipping item of unknown type %r", where, item_type)
+        log.warning("sync page %d, item %s: skipping item of unknown type %r", number, position,
+                    item_type)
         return None
     if not is_text(record_id) or not record_id:
-        raise PageError(f"{where}: {item_type} has no usable sys.id", page=number)
+        raise _bad(number, position, f"{item_type} has no usable sys.id")
     revision = sys.get("revision", 0)
     if not isinstance(revision, int) or isinstance(revision, bool) or not (
             0 <= revision < 2**63):
-        raise PageError(f"{where}: {item_type} {record_id!r} has a revision that is not a "
-                        "64-bit natural number", page=number)
+        raise _bad(number, position, f"{item_type} {record_id!r} has a revision that is not "
+                                     "a 64-bit natural number")
     for stamp in ("createdAt", "updatedAt"):
         if sys.get(stamp) is not None and not is_text(sys[stamp]):
-            raise PageError(f"{where}: {item_type} {record_id!r} has a bad sys.{stamp}",
-                            page=number)
+            raise _bad(number, position, f"{item_type} {record_id!r} has a bad sys.{stamp}")
     record_type, deleted = _RECORD_TYPES[item_type]
     if deleted:
         return Delta(record_type, record_id, True, revision=revision,
                      created_at=sys.get("createdAt"), updated_at=sys.get("updatedAt"))
     fields = item.get("fields", {})
-    if not isinstance(fields, dict) or not all(isinstance(v, dict) for v in fields.values()):
-        raise PageError(f"{where}: {item_type} {record_id!r} has fields that are not "
-                        "maps of locale to value", page=number)
+    if type(fields) is not dict or any(type(v) is not dict for v in fields.values()):
+        raise _bad(number, position, f"{item_type} {record_id!r} has fields that are not "
+                                     "maps of locale to value")
     content_type = None
     if record_type == "Entry":
         content_type = _link_id(sys.get("contentType"))
         if content_type is None:
-            raise PageError(f"{where}: Entry {record_id!r} has no sys.contentType link",
-                            page=number)
+            raise _bad(number, position, f"Entry {record_id!r} has no sys.contentType link")
     if "fields" not in item:
         item = {**item, "fields": {}}
         position = None  # the stored document differs from the item sent: encode it
     return Delta(record_type, record_id, False, document=item, content_type=content_type,
                  revision=revision, created_at=sys.get("createdAt"),
                  updated_at=sys.get("updatedAt"), position=position)
+
+
+def _bad(number: int, position: int | None, problem: str) -> PageError:
+    return PageError(f"sync page {number}, item {position}: {problem}", page=number)
 
 
 def _link_id(link: Any) -> str | None:

@@ -76,6 +76,8 @@ def is_text(value: Any) -> bool:
     UTF-8 does not) and no NUL (SQLite's text functions stop at one)."""
     if not isinstance(value, str) or "\x00" in value:
         return False
+    if value.isascii():  # the common case, and ASCII holds no surrogates
+        return True
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -72,11 +72,20 @@ class Store:
 
     @contextmanager
     def reading(self) -> Iterator[None]:
-        """Map SQLite errors of a read to localcache's own."""
+        """One read transaction: every query inside sees the same committed state (records
+        and the locales they are read with), and SQLite errors become localcache's own."""
+        conn = self.raw_connection()
+        began = not conn.in_transaction
         try:
+            if began:
+                conn.execute("BEGIN")
             yield
         except (PeeweeException, sqlite3.Error) as exc:
             raise store_error(self.path, exc) from None
+        finally:
+            if began and conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("COMMIT")
 
     def close(self) -> None:
         self.db.close()
