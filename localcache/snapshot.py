@@ -90,8 +90,7 @@ def create_snapshot(store_path: Path, output: Path, *, library_version: str) -> 
         with open(partial, "wb") as out:
             _write_header(out, info)
             with open(work, "rb") as db:
-                while chunk := db.read(_CHUNK):
-                    out.write(chunk)
+                _pump(db, out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, output)
@@ -148,12 +147,19 @@ def _describe_copy(work: Path, library_version: str) -> SnapshotInfo:
 
 
 def _hash_file(path: Path) -> tuple[str, int]:
+    with open(path, "rb") as handle:
+        return _pump(handle)
+
+
+def _pump(source: BinaryIO, out: BinaryIO | None = None) -> tuple[str, int]:
+    """Read ``source`` to its end (copying it to ``out``); its SHA-256 and size."""
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+    while chunk := source.read(_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+        if out is not None:
+            out.write(chunk)
     return digest.hexdigest(), size
 
 
@@ -226,14 +232,9 @@ def install_snapshot(snapshot: str | Path, target: Path, scope: StoreScope) -> S
 
 
 def _copy_verified(handle: BinaryIO, partial: Path, info: SnapshotInfo, source: Path) -> None:
-    digest = hashlib.sha256()
-    size = 0
     with open(partial, "wb") as out:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            out.write(chunk)
-        if size != info.size or digest.hexdigest() != info.sha256:
+        digest, size = _pump(handle, out)
+        if size != info.size or digest != info.sha256:
             raise SnapshotError(
                 f"snapshot {str(source)!r} is corrupted: its content does not match its "
                 "SHA-256; nothing was installed")

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from ..errors import ConfigurationError
+
 __all__ = [
     "ContinuationToken",
     "Delta",
@@ -21,6 +23,7 @@ __all__ = [
     "Provider",
     "RecordType",
     "StoreScope",
+    "require_text",
 ]
 
 RecordType = Literal["Entry", "Asset"]
@@ -152,3 +155,10 @@ class Provider(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def require_text(value: Any, message: str) -> str:
+    """A provider's required setting: a non-empty string, or a ConfigurationError."""
+    if not value or not isinstance(value, str):
+        raise ConfigurationError(message)
+    return value

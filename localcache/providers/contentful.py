@@ -23,7 +23,16 @@ from ..errors import (
     TokenRejectedError,
 )
 from ..sync.http import HttpPolicy, HttpResponse, HttpTransport, check_base_url, parse_float_header
-from .base import ContinuationToken, Delta, LocaleInfo, Page, PageSource, RecordType, StoreScope
+from .base import (
+    ContinuationToken,
+    Delta,
+    LocaleInfo,
+    Page,
+    PageSource,
+    RecordType,
+    StoreScope,
+    require_text,
+)
 from .wire import decode_json_object, is_text
 
 __all__ = ["Contentful"]
@@ -61,12 +70,9 @@ class Contentful:
         http: HttpPolicy | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
-        if not space_id or not isinstance(space_id, str):
-            raise ConfigurationError("Contentful needs a space_id")
-        if not access_token or not isinstance(access_token, str):
-            raise ConfigurationError(f"Contentful space {space_id!r} needs an access_token")
-        if not environment:
-            raise ConfigurationError("Contentful environment must not be empty")
+        require_text(space_id, "Contentful needs a space_id")
+        require_text(access_token, f"Contentful space {space_id!r} needs an access_token")
+        require_text(environment, "Contentful environment must not be empty")
         if sync_type not in SYNC_TYPES:
             raise ConfigurationError(
                 f"sync_type {sync_type!r} is not one of {', '.join(SYNC_TYPES)}"

@@ -26,7 +26,15 @@ from ..errors import (
     TokenRejectedError,
 )
 from ..sync.http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
-from .base import ContinuationToken, Delta, LocaleInfo, Page, RecordType, StoreScope
+from .base import (
+    ContinuationToken,
+    Delta,
+    LocaleInfo,
+    Page,
+    RecordType,
+    StoreScope,
+    require_text,
+)
 from .wire import decode_json_object, is_text
 
 __all__ = ["REGIONS", "Contentstack"]
@@ -74,12 +82,9 @@ class Contentstack:
         http: HttpPolicy | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
-        if not api_key or not isinstance(api_key, str):
-            raise ConfigurationError("Contentstack needs an api_key")
-        if not delivery_token or not isinstance(delivery_token, str):
-            raise ConfigurationError(f"Contentstack stack {api_key!r} needs a delivery_token")
-        if not environment:
-            raise ConfigurationError("Contentstack needs an environment")
+        require_text(api_key, "Contentstack needs an api_key")
+        require_text(delivery_token, f"Contentstack stack {api_key!r} needs a delivery_token")
+        require_text(environment, "Contentstack needs an environment")
         if region is not None and base_url is not None:
             raise ConfigurationError("pass region or base_url, not both")
         if region is not None and region.lower() not in REGIONS:

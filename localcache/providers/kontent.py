@@ -33,7 +33,7 @@ from ..errors import (
     TokenRejectedError,
 )
 from ..sync.http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
-from .base import ContinuationToken, Delta, LocaleInfo, Page, StoreScope
+from .base import ContinuationToken, Delta, LocaleInfo, Page, StoreScope, require_text
 from .wire import decode_json_object, is_text
 
 __all__ = ["Kontent"]
@@ -66,8 +66,7 @@ class Kontent:
         http: HttpPolicy | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
-        if not environment_id or not isinstance(environment_id, str):
-            raise ConfigurationError("Kontent needs an environment_id")
+        require_text(environment_id, "Kontent needs an environment_id")
         if api_version not in (1, 2):
             raise ConfigurationError(f"api_version must be 1 or 2, not {api_version!r}")
         if preview and not api_key:

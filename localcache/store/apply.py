@@ -37,13 +37,13 @@ LIVE = Tables("entries", "assets")
 SHADOW = Tables("rebuild_entries", "rebuild_assets")
 
 _UPSERT_ENTRY = (
-    "INSERT INTO {entries} (id, content_type, revision, created_at, updated_at, raw) "
+    "INSERT INTO {table} (id, content_type, revision, created_at, updated_at, raw) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
     "content_type = excluded.content_type, revision = excluded.revision, "
     "created_at = excluded.created_at, updated_at = excluded.updated_at, raw = excluded.raw"
 )
 _UPSERT_ASSET = (
-    "INSERT INTO {assets} (id, revision, created_at, updated_at, raw) "
+    "INSERT INTO {table} (id, revision, created_at, updated_at, raw) "
     "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
     "revision = excluded.revision, created_at = excluded.created_at, "
     "updated_at = excluded.updated_at, raw = excluded.raw"
@@ -105,56 +105,38 @@ def apply_deltas(
     changes = PageChanges()
     entries = [d for d in latest.values() if d.record_type == "Entry"]
     assets = [d for d in latest.values() if d.record_type == "Asset"]
-    _apply_entries(conn, entries, changes, page, source, tables)
-    _apply_assets(conn, assets, changes, page, source, tables)
+    _apply_records(conn, "Entry", entries, changes, page, source, tables)
+    _apply_records(conn, "Asset", assets, changes, page, source, tables)
     return changes
 
 
-def _apply_entries(
-    conn: sqlite3.Connection, deltas: list[Delta], changes: PageChanges, page: int,
-    source: PageSource | None, tables: Tables,
+def _apply_records(
+    conn: sqlite3.Connection, record_type: RecordType, deltas: list[Delta],
+    changes: PageChanges, page: int, source: PageSource | None, tables: Tables,
 ) -> None:
     if not deltas:
         return
-    prior = _prior(conn, tables.entries, [d.id for d in deltas])
-    upserts = [d for d in deltas if not d.deleted]
-    deletes = [d for d in deltas if d.deleted]
-    if upserts:
-        encoded = _write_from_source(
-            conn, _UPSERT_ENTRIES_FROM_SOURCE.format(entries=tables.entries), upserts, source,
-            tables.entries, page)
-        conn.executemany(_UPSERT_ENTRY.format(entries=tables.entries), [
-            (d.id, d.content_type, d.revision, d.created_at, d.updated_at,
-             _encode(d, page)) for d in encoded
-        ])
-        _classify(upserts, prior, changes)
-    if deletes:
-        held = [d.id for d in deletes if d.id in prior]
-        known = dict(_rows(conn, "SELECT id, content_type FROM entry_types WHERE id IN ({})", held))
-        conn.executemany(_DELETE.format(table=tables.entries), [(i,) for i in held])
-        changes.deleted.extend(RecordChange("Entry", i, known.get(i)) for i in held)
-
-
-def _apply_assets(
-    conn: sqlite3.Connection, deltas: list[Delta], changes: PageChanges, page: int,
-    source: PageSource | None, tables: Tables,
-) -> None:
-    if not deltas:
-        return
-    prior = _prior(conn, tables.assets, [d.id for d in deltas])
+    entry = record_type == "Entry"
+    table = tables.entries if entry else tables.assets
+    prior = _prior(conn, table, [d.id for d in deltas])
     upserts = [d for d in deltas if not d.deleted]
     if upserts:
-        encoded = _write_from_source(
-            conn, _UPSERT_ASSETS_FROM_SOURCE.format(assets=tables.assets), upserts, source,
-            tables.assets, page)
-        conn.executemany(_UPSERT_ASSET.format(assets=tables.assets), [
-            (d.id, d.revision, d.created_at, d.updated_at, _encode(d, page)) for d in encoded
+        from_source, upsert = ((_UPSERT_ENTRIES_FROM_SOURCE, _UPSERT_ENTRY) if entry
+                               else (_UPSERT_ASSETS_FROM_SOURCE, _UPSERT_ASSET))
+        encoded = _write_from_source(conn, from_source.format(table=table), upserts, source,
+                                     table, page)
+        conn.executemany(upsert.format(table=table), [
+            (d.id, *((d.content_type,) if entry else ()), d.revision, d.created_at,
+             d.updated_at, _encode(d, page)) for d in encoded
         ])
         _classify(upserts, prior, changes)
     held = [d.id for d in deltas if d.deleted and d.id in prior]
     if held:
-        conn.executemany(_DELETE.format(table=tables.assets), [(i,) for i in held])
-        changes.deleted.extend(RecordChange("Asset", i, None) for i in held)
+        # A DeletedEntry names no content type: the index kept beside the entries does.
+        known = dict(_rows(conn, "SELECT id, content_type FROM entry_types WHERE id IN ({})",
+                           held)) if entry else {}
+        conn.executemany(_DELETE.format(table=table), [(i,) for i in held])
+        changes.deleted.extend(RecordChange(record_type, i, known.get(i)) for i in held)
 
 
 def _write_from_source(

@@ -56,18 +56,6 @@ def bind_models(db: Database) -> BoundModels:
         class Meta:
             database = db
 
-    class EntryRecord(Base):
-        id = TextField(primary_key=True)
-        content_type = TextField(index=True)
-        revision = IntegerField()
-        created_at = TextField(null=True)
-        updated_at = TextField(null=True)
-        document = TextField(column_name="raw")
-        fields = TextField(null=True, constraints=_FIELDS_FROM_RAW)
-
-        class Meta:
-            table_name = "entries"
-
     class AssetRecord(Base):
         id = TextField(primary_key=True)
         revision = IntegerField()
@@ -78,6 +66,14 @@ def bind_models(db: Database) -> BoundModels:
 
         class Meta:
             table_name = "assets"
+
+    class EntryRecord(AssetRecord):
+        """An asset's columns, and the content type an entry is of."""
+
+        content_type = TextField(index=True)
+
+        class Meta:
+            table_name = "entries"
 
     class EntryTypeIndex(Base):
         """id → content type, kept after deletion: a DeletedEntry names no content type."""
