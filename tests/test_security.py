@@ -4,23 +4,22 @@ from caller strings. (The http:// refusal is covered in test_public_api.py.)"""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from replay import LoopbackServer, send
 from support import article, asset_fields, make_space
 
 from localcache import (
@@ -229,32 +228,16 @@ def test_cli_failures_never_print_the_token(secret_emulator: Any, tmp_path: Path
 
 # -- continuation URLs: only the opaque token is kept ------------------------------------------
 
-class CredentialedServer:
+class CredentialedServer(LoopbackServer):
     """A server whose nextPageUrl carries a credential and points at another host."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[tuple[str, str | None]] = []
-        outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                outer.requests.append((self.path, self.headers.get("Authorization")))
-                body = json.dumps(outer.route(self.path)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.01}, daemon=True)
+    def answer(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        self.requests.append((request.path, request.headers.get("Authorization")))
+        send(request, 200, self.route(request.path))
 
     def route(self, path: str) -> dict[str, Any]:
         parts = urlsplit(path)
@@ -272,18 +255,10 @@ class CredentialedServer:
                 f"https://{SECRET}:x@evil.example.com/sync?sync_token=opaque-next&"
                 f"access_token={SECRET}"}
 
-    def __enter__(self) -> CredentialedServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
 
 def test_continuation_urls_are_stored_without_credentials(store_path: Path) -> None:
     with CredentialedServer() as server:
-        base = f"http://127.0.0.1:{server.httpd.server_address[1]}"
+        base = server.base_url
         with Cache(Contentful("s", SECRET, base_url=base, http=FAST), path=store_path) as cache:
             cache.sync()
             assert cache.entry("x") is not None
@@ -314,51 +289,36 @@ def test_response_over_the_cap_is_refused(secret_emulator: Any, store_path: Path
     assert sync_requests == [1]                               # refused, not retried
 
 
-class EndlessServer:
+class EndlessServer(LoopbackServer):
     """Sends a 200 whose body never ends: chunked, or with an absurd Content-Length."""
 
     def __init__(self, declared: bool) -> None:
+        super().__init__()
         self.declared = declared
-        outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                if outer.declared:
-                    self.send_header("Content-Length", str(10**12))
+    def answer(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        request.send_response(200)
+        request.send_header("Content-Type", "application/json")
+        if self.declared:
+            request.send_header("Content-Length", str(10**12))
+        else:
+            request.send_header("Transfer-Encoding", "chunked")
+        request.end_headers()
+        chunk = b"[" * 65536
+        deadline = time.monotonic() + 10
+        try:
+            while time.monotonic() < deadline:
+                if self.declared:
+                    request.wfile.write(chunk)
                 else:
-                    self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
-                chunk = b"[" * 65536
-                deadline = time.monotonic() + 10
-                try:
-                    while time.monotonic() < deadline:
-                        if outer.declared:
-                            self.wfile.write(chunk)
-                        else:
-                            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                except OSError:
-                    pass
-                self.close_connection = True
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.01}, daemon=True)
+                    request.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        except OSError:
+            pass
+        request.close_connection = True
 
     def __enter__(self) -> str:
-        self.thread.start()
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__enter__()
+        return self.base_url
 
 
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])

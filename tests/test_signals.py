@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import logging
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,14 +38,6 @@ SIGNAL_NAMES = ("sync_started", "sync_progress", "sync_finished", "sync_failed",
                 "changes_committed")
 
 
-class FastReplay(ReplayServer):
-    """ReplayServer polling for shutdown every 10 ms instead of serve_forever's 0.5 s."""
-
-    def __enter__(self) -> FastReplay:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-        self._thread.start()
-        return self
 
 
 class Connections:
@@ -154,7 +145,7 @@ def test_record_signals_fire_after_commit(two_pages: Any, store_path: Path,
         seen[id] = visible_revision(store_path, "entries", id)
 
     connections.connect(signals.entry_changed, on_entry)
-    with FastReplay([first, second], locales) as server, \
+    with ReplayServer([first, second], locales) as server, \
             open_cache(server, store_path, SMF) as cache:
         cache.sync()
     assert seen == expected
@@ -178,7 +169,7 @@ def test_changeset_fires_after_its_page_committed(two_pages: Any, store_path: Pa
         checked.append((len(changes.entries_added), visible, token and token[0]))
 
     connections.connect(signals.changes_committed, on_changes)
-    with FastReplay([first, second], locales) as server, \
+    with ReplayServer([first, second], locales) as server, \
             open_cache(server, store_path, SMF) as cache:
         cache.sync()
     # Each page's records AND its continuation token are committed when its ChangeSet is sent.
@@ -198,7 +189,7 @@ def test_deletion_signals_fire_after_commit(demo: Any, store_path: Path,
 
     connections.connect(signals.entry_deleted, on_entry_deleted)
     connections.connect(signals.asset_deleted, on_asset_deleted)
-    with FastReplay([initial, update], locales) as server, \
+    with ReplayServer([initial, update], locales) as server, \
             open_cache(server, store_path, EXAMPLE) as cache:
         cache.sync()
         assert seen == []
@@ -212,7 +203,7 @@ def test_deletion_signals_fire_after_commit(demo: Any, store_path: Path,
 def test_one_changeset_per_committed_page(two_pages: Any, store_path: Path,
                                           recorder: Recorder) -> None:
     first, second, locales = two_pages
-    with FastReplay([first, second], locales) as server, \
+    with ReplayServer([first, second], locales) as server, \
             open_cache(server, store_path, SMF) as cache:
         result = cache.sync()
     changesets = [kwargs["changes"] for kwargs in recorder.of("changes_committed")]
@@ -237,7 +228,7 @@ def test_unchanged_page_still_sends_an_empty_changeset(demo: Any, store_path: Pa
     initial, _, locales = demo
     again = copy.deepcopy(initial)  # the same items, delivered again as a delta
     again["nextSyncUrl"] = "https://cdn.contentful.com/spaces/x/sync?sync_token=again"
-    with FastReplay([initial, again], locales) as server, \
+    with ReplayServer([initial, again], locales) as server, \
             open_cache(server, store_path, EXAMPLE) as cache:
         cache.sync()
         recorder.clear()
@@ -261,7 +252,7 @@ def test_each_changed_record_fires_once_per_sync(load_fixture: Any, store_path: 
               "nextPageUrl": "https://cdn.contentful.com/spaces/x/sync?sync_token=middle"}
     changed_twice = "aNt2d7YR4AIwEAMcG4OwI"
     assert changed_twice in entry_ids(first) and changed_twice in entry_ids(middle)
-    with FastReplay([first, middle, last]) as server, \
+    with ReplayServer([first, middle, last]) as server, \
             open_cache(server, store_path, SMF) as cache:
         result = cache.sync()
         stored = cache.entry(changed_twice)
@@ -278,7 +269,7 @@ def test_each_changed_record_fires_once_per_sync(load_fixture: Any, store_path: 
 def test_a_record_changed_again_fires_again_in_the_next_sync(demo: Any, store_path: Path,
                                                              recorder: Recorder) -> None:
     initial, update, locales = demo
-    with FastReplay([initial, update], locales) as server, \
+    with ReplayServer([initial, update], locales) as server, \
             open_cache(server, store_path, EXAMPLE) as cache:
         cache.sync()
         assert recorder.ids("entry_changed").count("happycat") == 1
@@ -304,7 +295,7 @@ def test_raising_receiver_is_logged_and_sync_completes(
     for name in SIGNAL_NAMES:
         connections.connect(getattr(signals, name), broken)
     with caplog.at_level(logging.ERROR, logger="localcache.signals"), \
-            FastReplay([initial], locales) as server, \
+            ReplayServer([initial], locales) as server, \
             open_cache(server, store_path, EXAMPLE) as cache:
         result = cache.sync()
         assert isinstance(result, SyncResult)
@@ -330,7 +321,7 @@ def test_sender_is_the_cache(demo: Any, tmp_path: Path, recorder: Recorder,
     def only_mine(sender: Any, **kwargs: Any) -> None:
         mine.append(kwargs["id"])
 
-    with FastReplay([initial, update], locales) as server, \
+    with ReplayServer([initial, update], locales) as server, \
             open_cache(server, tmp_path / "a.sqlite3", EXAMPLE) as first, \
             open_cache(server, tmp_path / "b.sqlite3", EXAMPLE) as other:
         connections.connect(signals.entry_changed, only_mine, sender=first)
@@ -350,7 +341,7 @@ def test_sync_lifecycle_signals(two_pages: Any, load_fixture: Any, store_path: P
                                 recorder: Recorder) -> None:
     first, second, locales = two_pages
     delta = load_fixture("contentful/ComplexTestStubs_simple-update-next-sync.json")
-    with FastReplay([first, second, delta], locales) as server, \
+    with ReplayServer([first, second, delta], locales) as server, \
             open_cache(server, store_path, SMF) as cache:
         result = cache.sync()
         names = recorder.names()
@@ -375,7 +366,7 @@ def test_sync_failed_on_refused_access_token(demo: Any, store_path: Path,
                                              recorder: Recorder) -> None:
     initial, _, locales = demo
     wrong = "wrong-token-0123456789"
-    with FastReplay([initial], locales) as server, \
+    with ReplayServer([initial], locales) as server, \
             open_cache(server, store_path, EXAMPLE, token=wrong) as cache:
         with pytest.raises(AuthenticationError) as raised:
             cache.sync()
@@ -395,7 +386,7 @@ def test_rejected_sync_token_recovers_with_a_rebuild(demo: Any, store_path: Path
     """A 400 on the stored token is not a failure: a fresh initial sync is swapped in, and as
     the content did not change, the net change signalled is nothing."""
     initial, _, locales = demo
-    with FastReplay([initial], locales) as server, \
+    with ReplayServer([initial], locales) as server, \
             open_cache(server, store_path, EXAMPLE) as cache:
         cache.sync()
         before = {r.id: r.raw for r in cache.entries()}
@@ -412,7 +403,7 @@ def test_rejected_sync_token_recovers_with_a_rebuild(demo: Any, store_path: Path
 def test_sync_failed_when_a_rebuild_is_rejected_too(demo: Any, store_path: Path,
                                                     recorder: Recorder) -> None:
     initial, _, locales = demo
-    with FastReplay([initial], locales) as server, \
+    with ReplayServer([initial], locales) as server, \
             open_cache(server, store_path, EXAMPLE) as cache:
         cache.sync()
         server.pages = [{"sys": {"type": "Array"}, "items": [],
@@ -434,7 +425,7 @@ def test_sync_failed_when_the_page_cannot_be_written(demo: Any, store_path: Path
                                                      recorder: Recorder) -> None:
     """An SQLite failure while a page is written is a StoreError and is signalled."""
     initial, update, locales = demo
-    with FastReplay([initial, update], locales) as server, \
+    with ReplayServer([initial, update], locales) as server, \
             open_cache(server, store_path, EXAMPLE) as cache:
         cache.sync()
         # Another process makes every entry insert fail (as a full or broken disk would).
@@ -456,7 +447,7 @@ def test_sync_failed_when_the_page_cannot_be_written(demo: Any, store_path: Path
 def test_full_disk_is_reported_as_a_full_disk(load_fixture: Any, store_path: Path,
                                               recorder: Recorder) -> None:
     page = load_fixture("contentful/MultilocalePreseedJSONFiles_0.json")
-    with FastReplay([page]) as server, open_cache(server, store_path, SMF) as cache:
+    with ReplayServer([page]) as server, open_cache(server, store_path, SMF) as cache:
         # White box: cap the file at its current size on the store's own connection, the only
         # portable way to get SQLITE_FULL ("database or disk is full") in a test.
         db = cache._store.db

@@ -13,10 +13,9 @@ import logging
 import shutil
 import sqlite3
 import tempfile
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
+from replay import LoopbackServer, send
 
 from localcache import Cache, Contentful, HttpPolicy, LocalCacheError, PageError, SyncError
 from localcache import signals as lc_signals
@@ -90,45 +90,28 @@ PAGE_ONE = page([entry("p1-a"), entry("p1-b")], next_page="tok2")
 DONE = page([], next_sync="tok-done")
 
 
-@dataclass
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     """Page 1 on ``initial=true``; ``script[token]`` for every ``sync_token``."""
 
-    script: dict[str, Reply]
-    requests: list[str] = field(default_factory=list)
+    def __init__(self, script: dict[str, Reply]) -> None:
+        super().__init__()
+        self.script = script
+        self.requests: list[str] = []
 
-    def __post_init__(self) -> None:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                outer.requests.append(self.path)
-                self._send(outer.route(self.path, self.headers.get("Authorization")))
-
-            def _send(self, answer: Reply) -> None:
-                self.send_response(answer.status)
-                self.send_header("Content-Type", answer.content_type)
-                if answer.chunked:
-                    self.send_header("Transfer-Encoding", "chunked")
-                    self.end_headers()
-                    for start in range(0, len(answer.body), 8192):
-                        chunk = answer.body[start:start + 8192]
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                    self.wfile.write(b"0\r\n\r\n")
-                    return
-                self.send_header("Content-Length", str(len(answer.body)))
-                self.end_headers()
-                self.wfile.write(answer.body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.01}, daemon=True)
+    def answer(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        self.requests.append(request.path)
+        reply_ = self.route(request.path, request.headers.get("Authorization"))
+        if not reply_.chunked:
+            send(request, reply_.status, reply_.body, content_type=reply_.content_type)
+            return
+        request.send_response(reply_.status)
+        request.send_header("Content-Type", reply_.content_type)
+        request.send_header("Transfer-Encoding", "chunked")
+        request.end_headers()
+        for start in range(0, len(reply_.body), 8192):
+            chunk = reply_.body[start:start + 8192]
+            request.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        request.wfile.write(b"0\r\n\r\n")
 
     def route(self, path: str, auth: str | None) -> Reply:
         if auth != f"Bearer {TOKEN}":
@@ -146,18 +129,6 @@ class ScriptedServer:
 
     def page_requests(self, token: str) -> int:
         return sum(f"sync_token={token}" in p for p in self.requests)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self) -> ScriptedServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @contextlib.contextmanager

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,17 +64,9 @@ COVERED = {
 # -- helpers -------------------------------------------------------------------------------------
 
 
-class FastReplay(ReplayServer):
-    """ReplayServer polling for shutdown every 10 ms instead of serve_forever's 0.5 s."""
-
-    def __enter__(self) -> FastReplay:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-        self._thread.start()
-        return self
 
 
-class QueuedReplay(FastReplay):
+class QueuedReplay(ReplayServer):
     """A ReplayServer whose sync tokens map to queues of pages instead of "the next recording".
 
     ``queues[token]`` is served in turn, its last page again and again once the others are
@@ -249,7 +240,7 @@ def test_every_recording_is_replayed(fixtures_dir: Path) -> None:
 
 def test_sync_response0(load_fixture: Any, store_path: Path, recorder: Recorder) -> None:
     page = load_fixture("contentful/sync.response0.json")
-    with FastReplay([page]) as server, open_cache(server, store_path, EXAMPLE) as cache:
+    with ReplayServer([page]) as server, open_cache(server, store_path, EXAMPLE) as cache:
         result = cache.sync()
         entries, assets = live_items(page)
         assert (len(entries), len(assets)) == (10, 4)
@@ -299,7 +290,7 @@ def test_sync_response0(load_fixture: Any, store_path: Path, recorder: Recorder)
 def test_sync_environments_response0(load_fixture: Any, store_path: Path) -> None:
     page = load_fixture("contentful/sync_environments.response0.json")
     space = "a22o2qgm356c"
-    with FastReplay([page]) as server, \
+    with ReplayServer([page]) as server, \
             open_cache(server, store_path, space, "staging") as cache:
         result = cache.sync()
         entries, assets = live_items(page)
@@ -349,7 +340,7 @@ def test_sync_environments_response0(load_fixture: Any, store_path: Path) -> Non
 def test_localization_stubs(load_fixture: Any, store_path: Path) -> None:
     page = load_fixture("contentful/LocalizationTestStubs_localization-sync.json")
     locales = load_fixture("contentful/MultilocalePreseedJSONFiles_locales.json")  # same space
-    with FastReplay([page], locales) as server, open_cache(server, store_path, SMF) as cache:
+    with ReplayServer([page], locales) as server, open_cache(server, store_path, SMF) as cache:
         result = cache.sync()
         entries, assets = live_items(page)
         assert len(entries) == 12
@@ -403,7 +394,7 @@ def test_multilocale_two_page_initial_sync(load_fixture: Any, store_path: Path,
     first = load_fixture("contentful/MultilocalePreseedJSONFiles_0.json")
     second = load_fixture("contentful/MultilocalePreseedJSONFiles_1.json")
     locales = load_fixture("contentful/MultilocalePreseedJSONFiles_locales.json")
-    with FastReplay([first, second], locales) as server, \
+    with ReplayServer([first, second], locales) as server, \
             open_cache(server, store_path, SMF) as cache:
         result = cache.sync()
         entries, assets = live_items(first, second)
@@ -471,7 +462,7 @@ def test_simple_update_two_pages_then_delta(load_fixture: Any, store_path: Path,
     second = load_fixture("contentful/ComplexTestStubs_simple-update-initial-sync-page2.json")
     delta = load_fixture("contentful/ComplexTestStubs_simple-update-next-sync.json")
     locales = load_fixture("contentful/MultilocalePreseedJSONFiles_locales.json")
-    with FastReplay([first, second, delta], locales) as server, \
+    with ReplayServer([first, second, delta], locales) as server, \
             open_cache(server, store_path, SMF) as cache:
         result = cache.sync()
         entries, assets = live_items(first, second)
@@ -515,7 +506,7 @@ def test_deleted_entry_initial_then_next(load_fixture: Any, store_path: Path,
     nxt = load_fixture("contentful/ComplexTestStubs_deleted-entry-next.json")
     locales = load_fixture("contentful/MultilocalePreseedJSONFiles_locales.json")
     entry_id = "aNt2d7YR4AIwEAMcG4OwI"
-    with FastReplay([initial, nxt], locales) as server, \
+    with ReplayServer([initial, nxt], locales) as server, \
             open_cache(server, store_path, SMF) as cache:
         assert counts(cache.sync()) == ((1, 0, 0), (0, 0, 0))
         entries, assets = live_items(initial)
@@ -544,7 +535,7 @@ def test_deleted_asset_initial_then_next(load_fixture: Any, store_path: Path,
     initial = load_fixture("contentful/ComplexTestStubs_deleted-asset-initial.json")
     nxt = load_fixture("contentful/ComplexTestStubs_deleted-asset-next.json")
     asset_id = "YokO2rWbOoo68QmiEUkqe"
-    with FastReplay([initial, nxt]) as server, open_cache(server, store_path, SMF) as cache:
+    with ReplayServer([initial, nxt]) as server, open_cache(server, store_path, SMF) as cache:
         assert counts(cache.sync()) == ((0, 0, 0), (1, 0, 0))
         assert_holds_exactly(cache, store_path, *live_items(initial))
         asset = cache.asset(asset_id)
@@ -569,7 +560,7 @@ def test_demo_initial_then_update(load_fixture: Any, store_path: Path,
     locales = load_fixture("contentful/demo_locales.json")
     assert [i["sys"]["type"] for i in update["items"]] == [
         "Entry", "DeletedEntry", "DeletedAsset", "Entry", "Asset"]
-    with FastReplay([initial, update], locales) as server, \
+    with ReplayServer([initial, update], locales) as server, \
             open_cache(server, store_path, EXAMPLE) as cache:
         result = cache.sync()
         assert counts(result) == ((7, 0, 0), (4, 0, 0))
@@ -639,7 +630,7 @@ def test_deleting_records_never_held_is_a_noop(load_fixture: Any, tmp_path: Path
     entry_next = load_fixture("contentful/ComplexTestStubs_deleted-entry-next.json")
     assert token_of(asset_initial) == "deletion-intial"
     path = tmp_path / "a.sqlite3"
-    with FastReplay([asset_initial, entry_next]) as server, \
+    with ReplayServer([asset_initial, entry_next]) as server, \
             open_cache(server, path, SMF) as cache:
         cache.sync()
         before = dump(path)
@@ -657,7 +648,7 @@ def test_deleting_records_never_held_is_a_noop(load_fixture: Any, tmp_path: Path
     update = load_fixture("contentful/demo_update.json")
     path = tmp_path / "b.sqlite3"
     recorder.clear()
-    with FastReplay([update]) as server, open_cache(server, path, EXAMPLE) as cache:
+    with ReplayServer([update]) as server, open_cache(server, path, EXAMPLE) as cache:
         result = cache.sync()
         assert counts(result) == ((2, 0, 0), (1, 0, 0))
         assert_holds_exactly(cache, path, *live_items(update))
@@ -708,7 +699,7 @@ def test_initial_page_applied_twice_equals_applied_once(load_fixture: Any, tmp_p
     locales = load_fixture("contentful/MultilocalePreseedJSONFiles_locales.json")
 
     once = tmp_path / "once.sqlite3"
-    with FastReplay([first, second], locales) as server, \
+    with ReplayServer([first, second], locales) as server, \
             open_cache(server, once, SMF) as cache:
         cache.sync()
 
@@ -748,7 +739,7 @@ def test_deleted_id_comes_back(load_fixture: Any, store_path: Path, recorder: Re
 def test_record_signals_carry_the_stored_record(load_fixture: Any, store_path: Path,
                                                 recorder: Recorder) -> None:
     page = load_fixture("contentful/sync.response0.json")
-    with FastReplay([page]) as server, open_cache(server, store_path, EXAMPLE) as cache:
+    with ReplayServer([page]) as server, open_cache(server, store_path, EXAMPLE) as cache:
         cache.sync()
         for name, getter in (("entry_changed", cache.entry), ("asset_changed", cache.asset)):
             sent = [kwargs for n, _, kwargs in recorder.events if n == name]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from replay import LoopbackServer, send
 
 from localcache import Cache, Contentstack, TokenRejectedError, signals
 
@@ -18,49 +17,26 @@ REJECTED = {"error_message": "Failed to fetch items. Please try again with valid
             "error_code": 141, "errors": {"sync_token": ["is not valid."]}}
 
 
-class StackReplay:
+class StackReplay(LoopbackServer):
     """Answers init=true with ``init``, and each token with the page recorded for it."""
 
     def __init__(self, init: dict[str, Any], by_token: dict[str, dict[str, Any]]) -> None:
+        super().__init__()
+        self.init, self.by_token = init, by_token
         self.requests: list[dict[str, list[str]]] = []
-        replay = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                query = parse_qs(urlsplit(self.path).query)
-                replay.requests.append(query)
-                status, body = 200, init
-                if (self.headers.get("api_key"), self.headers.get("access_token")) != (
-                        API_KEY, TOKEN):
-                    status, body = 412, {"error_message": "bad key", "error_code": 109}
-                elif query.get("init") != ["true"]:
-                    token = (query.get("pagination_token") or query.get("sync_token") or [""])[0]
-                    status, body = (200, by_token[token]) if token in by_token else (422,
-                                                                                    REJECTED)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.01,),
-                                        daemon=True)
-
-    def __enter__(self) -> StackReplay:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+    def answer(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        query = parse_qs(urlsplit(request.path).query)
+        self.requests.append(query)
+        status, body = 200, self.init
+        if (request.headers.get("api_key"), request.headers.get("access_token")) != (
+                API_KEY, TOKEN):
+            status, body = 412, {"error_message": "bad key", "error_code": 109}
+        elif query.get("init") != ["true"]:
+            token = (query.get("pagination_token") or query.get("sync_token") or [""])[0]
+            status, body = (200, self.by_token[token]) if token in self.by_token else (
+                422, REJECTED)
+        send(request, status, body, content_type="application/json; charset=utf-8")
 
 
 @pytest.fixture

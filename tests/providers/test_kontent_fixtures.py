@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from replay import LoopbackServer, send
 
 from localcache import Cache, Kontent
 
@@ -25,53 +24,22 @@ def variant(item_id: str, codename: str, language: str, title: str,
             "elements": {"title": {"type": "text", "name": "Title", "value": title}}}
 
 
-class KontentReplay:
+class KontentReplay(LoopbackServer):
     """Routes (method, path, X-Continuation) to recorded answers; records every request."""
 
     def __init__(self, routes: dict[tuple[str, str, str | None], Route]) -> None:
+        super().__init__()
+        self.routes = routes
         self.requests: list[tuple[str, str, str | None]] = []
-        replay = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _answer(self, method: str) -> None:
-                parts = urlsplit(self.path)
-                language = parse_qs(parts.query).get("language", [""])[0]
-                key = (method, parts.path + (f"?{language}" if language else ""),
-                       self.headers.get("X-Continuation"))
-                replay.requests.append(key)
-                status, body, headers = routes.get(key, (404, {"message": "no route"}, {}))
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                self._answer("GET")
-
-            def do_POST(self) -> None:
-                self._answer("POST")
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.01,),
-                                        daemon=True)
-
-    def __enter__(self) -> KontentReplay:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+    def answer(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        parts = urlsplit(request.path)
+        language = parse_qs(parts.query).get("language", [""])[0]
+        key = (method, parts.path + (f"?{language}" if language else ""),
+               request.headers.get("X-Continuation"))
+        self.requests.append(key)
+        status, body, headers = self.routes.get(key, (404, {"message": "no route"}, {}))
+        send(request, status, body, headers.items())
 
 
 def languages(*codes: str) -> Route:

@@ -16,12 +16,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from replay import LoopbackServer, send
 from support import TOKEN, article, assert_converged, make_cache
 
 from localcache import HttpPolicy, PageError, SyncError, signals
@@ -278,41 +279,21 @@ def test_rate_limit_wait_comes_from_the_reset_header(emulator: Any) -> None:
     assert len(delays) == 1 and 7.0 <= delays[0] <= 7.5
 
 
-class _RetryAfterServer:
+class _RetryAfterServer(LoopbackServer):
     """Answers 429 with only ``Retry-After: 3`` once, then 200 with an empty JSON object."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.hits = 0
-        outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                outer.hits += 1
-                status, extra = (429, [("Retry-After", "3")]) if outer.hits == 1 else (200, [])
-                body = b"{}"
-                self.send_response(status)
-                for name, value in extra:
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+    def answer(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        self.hits += 1
+        status, extra = (429, [("Retry-After", "3")]) if self.hits == 1 else (200, [])
+        send(request, status, b"{}", extra)
 
     def __enter__(self) -> str:
-        self.thread.start()
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/sync"
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__enter__()
+        return f"{self.base_url}/sync"
 
 
 def test_rate_limit_wait_falls_back_to_retry_after() -> None:
