@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from localcache.emulator import generate_space
-from localcache.providers.base import StoreScope
+from localcache.model import StoreScope
 from localcache.providers.contentful import Contentful
 from localcache.store import schema
 from localcache.store.apply import apply_deltas

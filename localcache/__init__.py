@@ -24,7 +24,7 @@ from .errors import (
     SyncError,
     TokenRejectedError,
 )
-from .providers.base import LocaleInfo
+from .model import LocaleInfo
 from .providers.contentful import Contentful
 from .providers.contentstack import Contentstack
 from .providers.kontent import Kontent

@@ -11,8 +11,9 @@ from typing import Any
 
 from ._version import __version__
 from .errors import ConfigurationError, StoreCorruptError
+from .model import LocaleInfo
 from .paths import default_store_path
-from .providers.base import LocaleInfo, Provider
+from .providers.base import Provider
 from .seeding import announce_seed, seed_store
 from .snapshot import SnapshotInfo, create_snapshot
 from .store.database import Store

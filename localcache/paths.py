@@ -7,7 +7,7 @@ from pathlib import Path
 
 import appdirs
 
-from .providers.base import StoreScope
+from .model import StoreScope
 
 __all__ = ["default_store_path"]
 

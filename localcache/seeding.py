@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import signals
 from .errors import SnapshotError, StoreBusyError
-from .providers.base import StoreScope
+from .model import StoreScope
 from .snapshot import SnapshotInfo, install_snapshot, read_snapshot_info, should_replace
 from .store.database import Store
 from .store.stats import newest_update

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import SnapshotError
-from .providers.base import StoreScope
+from .model import StoreScope
 
 __all__ = [
     "SNAPSHOT_FORMAT",

@@ -22,8 +22,7 @@ from ..errors import (
     SyncError,
     TokenRejectedError,
 )
-from ..sync.http import HttpPolicy, HttpResponse, HttpTransport, check_base_url, parse_float_header
-from .base import (
+from ..model import (
     ContinuationToken,
     Delta,
     LocaleInfo,
@@ -31,8 +30,9 @@ from .base import (
     PageSource,
     RecordType,
     StoreScope,
-    require_text,
 )
+from ..sync.http import HttpPolicy, HttpResponse, HttpTransport, check_base_url, parse_float_header
+from .base import require_text
 from .wire import decode_json_object, is_text
 
 __all__ = ["Contentful"]

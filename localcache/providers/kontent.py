@@ -32,8 +32,9 @@ from ..errors import (
     SyncError,
     TokenRejectedError,
 )
+from ..model import ContinuationToken, Delta, LocaleInfo, Page, StoreScope
 from ..sync.http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
-from .base import ContinuationToken, Delta, LocaleInfo, Page, StoreScope, require_text
+from .base import require_text
 from .wire import decode_json_object, is_text
 
 __all__ = ["Kontent"]

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError, PageError
+from ..model import ContinuationToken, LocaleInfo, Page, StoreScope
 from ..sync.http import HttpResponse
-from .base import ContinuationToken, LocaleInfo, Page, StoreScope
 from .contentful import Contentful
 
 __all__ = ["RecordedPages"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..errors import PageError
-from ..providers.base import Delta, PageSource, RecordType
+from ..model import Delta, PageSource, RecordType
 
 __all__ = ["LIVE", "SHADOW", "PageChanges", "RecordChange", "Tables", "apply_deltas"]
 

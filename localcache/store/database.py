@@ -15,7 +15,7 @@ from pathlib import Path
 from peewee import PeeweeException, SqliteDatabase
 
 from ..errors import StoreCorruptError, StoreError, StoreMismatchError
-from ..providers.base import ContinuationToken, LocaleInfo, StoreScope
+from ..model import ContinuationToken, LocaleInfo, StoreScope
 from .models import BoundModels, bind_models
 from .schema import BUSY_TIMEOUT_MS, connection_pragmas, migrate, read_header, store_error
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import PageError
-from ..providers.base import Delta, RecordType
+from ..model import Delta, RecordType
 from .apply import LIVE, PageChanges, RecordChange, Tables
 
 __all__ = ["merge_deltas"]

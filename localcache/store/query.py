@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..providers.base import LocaleInfo, RecordType
+from ..model import LocaleInfo, RecordType
 from .models import BoundModels
 
 __all__ = ["LocaleChain", "Record", "read_asset", "read_entries", "read_entry"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ..providers.base import RecordType
+from ..model import RecordType
 from .apply import PageChanges, RecordChange
 
 __all__ = ["clear_shadow", "swap_in"]

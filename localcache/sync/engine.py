@@ -21,7 +21,8 @@ from typing import Any
 
 from .. import signals
 from ..errors import LocalCacheError, SyncError, TokenRejectedError
-from ..providers.base import ContinuationToken, Delta, LocaleInfo, Page, Provider
+from ..model import ContinuationToken, Delta, LocaleInfo, Page
+from ..providers.base import Provider
 from ..store.apply import LIVE, SHADOW, PageChanges, Tables, apply_deltas
 from ..store.database import Store
 from ..store.merge import merge_deltas

@@ -27,7 +27,7 @@ from replay import LoopbackServer, send
 
 from localcache import Cache, Contentful, HttpPolicy, LocalCacheError, PageError, SyncError
 from localcache import signals as lc_signals
-from localcache.providers.base import StoreScope
+from localcache.model import StoreScope
 from localcache.store.apply import apply_deltas
 from localcache.store.database import Store
 from localcache.store.query import LocaleChain, read_asset, read_entries

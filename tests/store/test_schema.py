@@ -16,7 +16,7 @@ from localcache import (
     StoreError,
     StoreMismatchError,
 )
-from localcache.providers.base import StoreScope
+from localcache.model import StoreScope
 from localcache.store import schema
 from localcache.store.database import Store
 
