@@ -20,10 +20,10 @@ from pathlib import Path
 from localcache.emulator import generate_space
 from localcache.model import StoreScope
 from localcache.providers.contentful import Contentful
+from localcache.providers.http import HttpResponse
 from localcache.store import schema
 from localcache.store.apply import apply_deltas
 from localcache.store.database import Store
-from localcache.sync.http import HttpResponse
 
 
 def pages_of(entries: int) -> list[bytes]:

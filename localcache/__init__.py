@@ -27,12 +27,12 @@ from .errors import (
 from .model import LocaleInfo
 from .providers.contentful import Contentful
 from .providers.contentstack import Contentstack
+from .providers.http import HttpPolicy
 from .providers.kontent import Kontent
 from .signals import ChangeSet
 from .snapshot import SnapshotInfo
 from .store.query import Record
 from .sync.engine import SyncResult, TypeCounts
-from .sync.http import HttpPolicy
 
 # A library logs; the application decides where logs go (no "last resort" output on stderr).
 _logging.getLogger("localcache").addHandler(_logging.NullHandler())

@@ -16,7 +16,7 @@ The whole tree, in one place::
      └── SnapshotError             a snapshot could not be created or installed
 
 Foreign errors (requests, sqlite3, json) are mapped to these types where they are caught, in
-``sync/http.py`` (network), ``providers/`` (wire format) and ``store/`` (SQLite). Messages name
+``providers/http.py`` (network), ``providers/`` (wire format) and ``store/`` (SQLite). Messages name
 the operation, the resource and what to do next. They never contain an access token: callers
 pass only the pieces of a request that are safe to show.
 """

@@ -31,8 +31,8 @@ from ..model import (
     RecordType,
     StoreScope,
 )
-from ..sync.http import HttpPolicy, HttpResponse, HttpTransport, check_base_url, parse_float_header
 from .base import require_text
+from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url, parse_float_header
 from .wire import decode_json_object, is_text
 
 __all__ = ["Contentful"]

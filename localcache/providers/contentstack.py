@@ -26,8 +26,8 @@ from ..errors import (
     TokenRejectedError,
 )
 from ..model import ContinuationToken, Delta, LocaleInfo, Page, RecordType, StoreScope
-from ..sync.http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
 from .base import require_text
+from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
 from .wire import decode_json_object, is_text
 
 __all__ = ["REGIONS", "Contentstack"]

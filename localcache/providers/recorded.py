@@ -17,8 +17,8 @@ from typing import Any
 
 from ..errors import ConfigurationError, PageError
 from ..model import ContinuationToken, LocaleInfo, Page, StoreScope
-from ..sync.http import HttpResponse
 from .contentful import Contentful
+from .http import HttpResponse
 
 __all__ = ["RecordedPages"]
 

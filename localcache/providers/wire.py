@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PageError
-from ..sync.http import HttpResponse
+from .http import HttpResponse
 
 __all__ = ["JsonBody", "decode_json_object", "is_text"]
 

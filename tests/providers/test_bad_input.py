@@ -28,10 +28,10 @@ from replay import LoopbackServer, send
 from localcache import Cache, Contentful, HttpPolicy, LocalCacheError, PageError, SyncError
 from localcache import signals as lc_signals
 from localcache.model import StoreScope
+from localcache.providers.http import HttpResponse
 from localcache.store.apply import apply_deltas
 from localcache.store.database import Store
 from localcache.store.query import LocaleChain, read_asset, read_entries
-from localcache.sync.http import HttpResponse
 
 TOKEN = "bad-input-token-7f3a9c"
 SPACE = "badspace"

@@ -125,7 +125,7 @@ def test_applying_a_page_twice_changes_nothing(emulator: Any, store_path: Path) 
     import json
 
     from localcache.providers.contentful import Contentful
-    from localcache.sync.http import HttpResponse
+    from localcache.providers.http import HttpResponse
 
     items = list(space.published_entries().values())
     body = json.dumps({"sys": {"type": "Array"}, "items": items,

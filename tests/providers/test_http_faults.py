@@ -27,7 +27,7 @@ from support import TOKEN, article, assert_converged, make_cache
 
 from localcache import HttpPolicy, PageError, SyncError, signals
 from localcache.emulator import Emulator
-from localcache.sync.http import HttpTransport, parse_float_header
+from localcache.providers.http import HttpTransport, parse_float_header
 
 FAST = HttpPolicy(max_attempts=4, backoff_base=0.01, backoff_max=0.02)
 ARTICLES = 50
