@@ -22,11 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, NamedTuple
-
-if TYPE_CHECKING:
-    from .faults import Faults
-    from .kontent import KontentAPI
+from typing import Any, NamedTuple
 
 __all__ = [
     "ELEMENT_TYPES",
@@ -577,13 +573,3 @@ class Project:
                 changes.append(change)
                 last = key
             return DeltaPage(changes, last, False)
-
-    # -- serving -----------------------------------------------------------------------------
-
-    def protocol(
-        self, access_token: str | None, faults: Faults, page_size: int
-    ) -> tuple[str, KontentAPI]:
-        """Kontent.ai's Delivery and Sync APIs serve this project from the server root."""
-        from .kontent import KontentAPI
-
-        return "/", KontentAPI(self, access_token, faults, page_size)

@@ -17,15 +17,19 @@ import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .contentful import MEDIA_TYPE, ContentfulAPI
+from .contentstack import ContentstackAPI
 from .faults import Faults
+from .kontent import KontentAPI
+from .project import Project
 from .space import Space
+from .stack import Stack
 from .wire import App, Request, Response
 
-__all__ = ["Emulator", "ServedModel"]
+__all__ = ["Emulator", "mount"]
 
 
 class _Server(ThreadingHTTPServer):
@@ -167,26 +171,30 @@ def _not_found() -> Response:
     )
 
 
-class ServedModel(Protocol):
-    """Another vendor's in-memory content model: it names the protocol that serves it."""
-
-    def protocol(
-        self, access_token: str | None, faults: Faults, page_size: int
-    ) -> tuple[str, App]:
-        """(path prefix, protocol app) serving this model."""
-        ...
+def mount(
+    model: Space | Stack | Project, access_token: str | None, faults: Faults, page_size: int
+) -> tuple[str, App]:
+    """(path prefix, protocol app) serving ``model``: the server knows every vendor's API, and
+    no model knows its API, so each model stays free of HTTP."""
+    if isinstance(model, Project):  # Kontent.ai's Delivery API may run without a key
+        return "/", KontentAPI(model, access_token, faults, page_size)
+    if access_token is None:
+        raise ValueError(f"{type(model).__name__}'s delivery API always needs an access token")
+    if isinstance(model, Stack):
+        return "/v3/", ContentstackAPI(model, access_token, faults, page_size)
+    return "/spaces/", ContentfulAPI(model, access_token, faults, page_size)
 
 
 class Emulator:
-    """A local CMS serving ``space`` until stopped: a Contentful :class:`Space`, or another
-    vendor's model (a :class:`ServedModel`, e.g. a Contentstack stack).
+    """A local CMS serving ``space`` until stopped: a Contentful :class:`Space`, a Contentstack
+    :class:`Stack` or a Kontent.ai :class:`Project`.
 
     ``port=0`` picks a free ephemeral port; read :attr:`base_url` after :meth:`start`.
     """
 
     def __init__(
         self,
-        space: Space | ServedModel,
+        space: Space | Stack | Project,
         access_token: str | None = "secret-token",
         host: str = "127.0.0.1",
         port: int = 0,
@@ -197,14 +205,9 @@ class Emulator:
         self.host = host
         self.port = port
         self.faults = Faults()
-        if isinstance(space, Space):
-            if access_token is None:
-                raise ValueError("Contentful's delivery API always needs an access token")
-            self._apps: list[tuple[str, App]] = [
-                ("/spaces/", ContentfulAPI(space, access_token, self.faults, page_size)),
-            ]
-        else:  # another vendor's model brings its own protocol
-            self._apps = [space.protocol(access_token, self.faults, page_size)]
+        self._apps: list[tuple[str, App]] = [
+            mount(space, access_token, self.faults, page_size)
+        ]
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._count_lock = threading.Lock()

@@ -27,13 +27,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from .space import format_timestamp, paused_gc
-
-if TYPE_CHECKING:
-    from .contentstack import ContentstackAPI
-    from .faults import Faults
 
 __all__ = [
     "ASSET",
@@ -156,13 +152,6 @@ class Stack:
         self._content_types: set[str] = set()
         self._last_ms = 0
 
-    def protocol(
-        self, access_token: str, faults: Faults, page_size: int
-    ) -> tuple[str, ContentstackAPI]:
-        """Mount point and app for :class:`~localcache.emulator.server.Emulator`."""
-        from .contentstack import ContentstackAPI  # the protocol imports this model
-
-        return "/v3/", ContentstackAPI(self, access_token, faults, page_size)
 
     # -- mutations ---------------------------------------------------------------------------
 
