@@ -5,19 +5,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from ._version import __version__
 from .errors import ConfigurationError, StoreCorruptError
-from .model import LocaleInfo
+from .model import LocaleInfo, RecordType
 from .paths import default_store_path
 from .providers.base import Provider
 from .seeding import announce_seed, seed_store
 from .snapshot import SnapshotInfo, create_snapshot
 from .store.database import Store
-from .store.query import LocaleChain, Record, read_asset, read_entries, read_entry
+from .store.query import LocaleChain, Record, read_asset, read_batch, read_entries, read_entry
 from .store.recovery import move_aside
 from .store.stats import store_stats
 from .sync.engine import SyncEngine, SyncResult
@@ -74,7 +75,7 @@ class Cache:
                 f"Cache needs a provider such as Contentful(...), not {type(provider).__name__}"
             )
         started = time.monotonic()
-        self.provider = provider
+        self.provider: Provider | None = provider
         self.path = Path(path) if path is not None else default_store_path(
             provider.scope, app_name, app_author)
         self.lock_wait = lock_wait
@@ -87,6 +88,21 @@ class Cache:
         self._chain: LocaleChain | None = None
         if self.seeded is not None:
             announce_seed(self, self._store, started)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Cache:
+        """An existing store, read with no provider: what ``localcache export`` and ``stats``
+        use. Every read works; :meth:`sync` raises ConfigurationError, since nothing says
+        where the content comes from. A missing file raises StoreError."""
+        cache = cls.__new__(cls)
+        cache.provider = None
+        cache.path = Path(path)
+        cache.lock_wait = 0.0
+        cache._store = Store(cache.path, create=False)
+        cache.seeded = None
+        cache._chain_lock = threading.Lock()
+        cache._chain = None
+        return cache
 
     def __repr__(self) -> str:
         return f"Cache({self.provider!r}, path={str(self.path)!r})"
@@ -105,7 +121,8 @@ class Cache:
     def close(self) -> None:
         """Close this thread's connection and the provider's HTTP session."""
         self._store.close()
-        self.provider.close()
+        if self.provider is not None:
+            self.provider.close()
 
     # -- sync ---------------------------------------------------------------------------------
 
@@ -117,6 +134,10 @@ class Cache:
         Raises a :class:`~localcache.LocalCacheError` subclass on failure; every page
         committed before the failure stays, and the next call resumes after it.
         """
+        if self.provider is None:
+            raise ConfigurationError(
+                f"the cache at {str(self.path)!r} was opened for reading (Cache.open); "
+                "give Cache a provider to sync it")
         try:
             engine = SyncEngine(self._store, self.provider, self, lock_wait=self.lock_wait)
             return engine.run(full=full)
@@ -155,6 +176,23 @@ class Cache:
             if found is not None:
                 out.append(found)
         return out
+
+    def iter_records(self, record_type: RecordType = "Entry", *,
+                     batch: int = 500) -> Iterator[Record]:
+        """Every entry (or ``"Asset"``) in id order, read in batches so memory stays flat."""
+        if record_type not in ("Entry", "Asset"):
+            raise ConfigurationError(
+                f"iter_records takes 'Entry' or 'Asset', not {record_type!r}")
+        chain = self._locale_chain()
+        last: str | None = None
+        while True:
+            with self._store.reading():
+                rows = read_batch(self._store.models, record_type, chain, after=last,
+                                  limit=batch)
+            yield from rows
+            if len(rows) < batch:
+                return
+            last = rows[-1].id
 
     def create_snapshot(self, path: str | Path) -> SnapshotInfo:
         """Write a snapshot of this store to ``path`` for an app to bundle (docs/snapshot.md).

@@ -201,19 +201,16 @@ class _Progress:
 
 
 def _open_store(path: Path) -> Any:
-    from .store.database import Store
+    from .cache import Cache
 
-    return Store(path, create=False)
+    return Cache.open(path)
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .store.query import iter_records
-
-    store = _open_store(args.db)
-    try:
+    with _open_store(args.db) as cache:
         out = sys.stdout
         for record_type in ("Entry", "Asset"):
-            for record in iter_records(store.models, record_type):
+            for record in cache.iter_records(record_type):
                 out.write(json.dumps({
                     "type": record.type,
                     "id": record.id,
@@ -221,19 +218,12 @@ def _export(args: argparse.Namespace) -> int:
                     "revision": record.revision,
                     "fields": record.fields,
                 }, ensure_ascii=False, sort_keys=False) + "\n")
-    finally:
-        store.close()
     return 0
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from .store.stats import store_stats
-
-    store = _open_store(args.db)
-    try:
-        stats = store_stats(store)
-    finally:
-        store.close()
+    with _open_store(args.db) as cache:
+        stats = cache.stats()
     if args.json:
         print(json.dumps(stats, indent=2))
         return 0
@@ -247,8 +237,7 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _snapshot(args: argparse.Namespace) -> int:
-    from ._version import __version__
-    from .snapshot import SnapshotInfo, create_snapshot, read_snapshot_info
+    from .snapshot import SnapshotInfo, read_snapshot_info
 
     info: SnapshotInfo
     if args.snapshot_command == "info":
@@ -257,8 +246,8 @@ def _snapshot(args: argparse.Namespace) -> int:
             print(json.dumps(info.to_json(), indent=2))
             return 0
     elif args.db is not None:
-        _open_store(args.db).close()  # a clear error when it is missing or not a store
-        info = create_snapshot(args.db, args.output, library_version=__version__)
+        with _open_store(args.db) as cache:  # a clear error when it is missing or not a store
+            info = cache.create_snapshot(args.output)
     else:
         info = _snapshot_from_pages(args)
     for key, value in info.to_json().items():

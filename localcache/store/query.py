@@ -14,7 +14,7 @@ from typing import Any
 from ..model import LocaleInfo, RecordType
 from .models import BoundModels
 
-__all__ = ["LocaleChain", "Record", "read_asset", "read_entries", "read_entry"]
+__all__ = ["LocaleChain", "Record", "read_asset", "read_batch", "read_entries", "read_entry"]
 
 _MISSING = object()
 
@@ -137,19 +137,12 @@ def read_entries(
     return [_record(row, "Entry", locales) for row in query]
 
 
-def iter_records(models: BoundModels, record_type: RecordType,
-                 batch: int = 500) -> Iterator[Record]:
-    """Every record of a type in id order, read in batches so memory stays flat."""
+def read_batch(models: BoundModels, record_type: RecordType, locales: LocaleChain, *,
+               after: str | None, limit: int) -> list[Record]:
+    """Up to ``limit`` records of a type, in id order, after the id ``after``: one batch of a
+    scan whose memory stays flat (each batch in its own read transaction)."""
     model = models.entry if record_type == "Entry" else models.asset
-    chain = LocaleChain()
-    last: str | None = None
-    while True:
-        query = model.select(*_columns(model)).order_by(model.id).limit(batch)
-        if last is not None:
-            query = query.where(model.id > last)
-        rows = list(query)
-        if not rows:
-            return
-        for row in rows:
-            yield _record(row, record_type, chain)
-        last = rows[-1].id
+    query = model.select(*_columns(model)).order_by(model.id).limit(limit)
+    if after is not None:
+        query = query.where(model.id > after)
+    return [_record(row, record_type, locales) for row in query]
