@@ -16,9 +16,12 @@ sender is always the :class:`~localcache.Cache`; payloads are keyword arguments:
 =====================  ==========================================================
 
 Signals are sent only after the page's transaction commits, on the syncing thread; UI adapters
-move them to the UI thread. Each changed record fires once per sync. A receiver that raises is
-logged and the sync goes on. Blinker holds receivers weakly by default: keep a reference to a
-receiver defined inside a function, or connect it with ``weak=False``.
+move them to the UI thread. After each commit, every record that page changed fires once,
+carrying the record as that commit stored it (merged, all locales), so the last signal a record
+gets in a sync agrees with the store; a page that changes nothing fires no per-record signal.
+A receiver that raises is logged and the sync goes on. Blinker holds receivers weakly by
+default: keep a reference to a receiver defined inside a function, or connect it with
+``weak=False``.
 """
 
 from __future__ import annotations

@@ -93,14 +93,66 @@ def run_program(emulator: Any, cache: Any, program: list[tuple[Any, ...]], edit:
 
     from localcache import SyncError
 
-    for op in program:
-        if op[0] == "sync":
-            cache.sync()
-        elif op[0] == "broken_sync":
-            break_after(emulator, op[1], counts)
-            with contextlib.suppress(SyncError):
+    with SignalLedger(cache) as ledger:
+        for op in program:
+            if op[0] == "sync":
                 cache.sync()
-            emulator.faults.clear()
-        else:
-            edit(op)
-    cache.sync()
+            elif op[0] == "broken_sync":
+                break_after(emulator, op[1], counts)
+                with contextlib.suppress(SyncError):
+                    cache.sync()
+                emulator.faults.clear()
+            else:
+                edit(op)
+            ledger.assert_agrees()
+        cache.sync()
+        ledger.assert_agrees()
+
+
+class SignalLedger:
+    """The last per-record signal each record got: it must always agree with the store (the
+    record as stored, merged; or absent after a deletion)."""
+
+    def __init__(self, cache: Any) -> None:
+        self.cache = cache
+        self.last: dict[tuple[str, str], Any] = {}  # (type, id) -> record, or None if deleted
+
+    def __enter__(self) -> SignalLedger:
+        from localcache import signals
+
+        self._connections = [
+            (signals.entry_changed, self._changed("Entry")),
+            (signals.asset_changed, self._changed("Asset")),
+            (signals.entry_deleted, self._deleted("Entry")),
+            (signals.asset_deleted, self._deleted("Asset")),
+        ]
+        for signal, receiver in self._connections:
+            signal.connect(receiver, sender=self.cache, weak=False)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signal, receiver in self._connections:
+            signal.disconnect(receiver, sender=self.cache)
+
+    def _changed(self, record_type: str) -> Any:
+        def receive(sender: Any, *, id: str, record: Any) -> None:
+            assert record is not None and record.id == id and record.type == record_type
+            self.last[(record_type, id)] = record
+        return receive
+
+    def _deleted(self, record_type: str) -> Any:
+        def receive(sender: Any, *, id: str) -> None:
+            self.last[(record_type, id)] = None
+        return receive
+
+    def assert_agrees(self) -> None:
+        for (record_type, record_id), record in self.last.items():
+            read = self.cache.entry if record_type == "Entry" else self.cache.asset
+            stored = read(record_id)
+            if record is None:
+                assert stored is None, f"{record_type} {record_id} signalled deleted, is stored"
+            else:
+                assert stored is not None, f"{record_type} {record_id} signalled, not stored"
+                assert record.raw == stored.raw, f"{record_type} {record_id}: signal is stale"
+                assert (record.revision, record.content_type, record.updated_at) == \
+                    (stored.revision, stored.content_type, stored.updated_at)

@@ -1,4 +1,4 @@
-"""Signals: sent after commit, from the Cache, once per changed record and once per page.
+"""Signals: sent after commit, from the Cache, for each record each page changed, once per page.
 
 Recorded Contentful pages are served from a loopback ReplayServer to a real Cache on SQLite.
 Blinker holds receivers weakly: every receiver here is connected with ``weak=False`` and
@@ -242,8 +242,8 @@ def test_unchanged_page_still_sends_an_empty_changeset(demo: Any, store_path: Pa
     assert changes.empty and len(changes) == 0
 
 
-def test_each_changed_record_fires_once_per_sync(load_fixture: Any, store_path: Path,
-                                                 recorder: Recorder) -> None:
+def test_a_record_changed_on_two_pages_fires_after_each(load_fixture: Any, store_path: Path,
+                                                        recorder: Recorder) -> None:
     first = load_fixture("contentful/ComplexTestStubs_simple-update-initial-sync.json")
     last = load_fixture("contentful/ComplexTestStubs_simple-update-initial-sync-page2.json")
     update = load_fixture("contentful/ComplexTestStubs_simple-update-next-sync.json")
@@ -262,8 +262,15 @@ def test_each_changed_record_fires_once_per_sync(load_fixture: Any, store_path: 
     assert changesets[1] == ChangeSet(page=2, entries_updated=(changed_twice,),
                                       content_types=frozenset({"singleRecord"}))
     fired = recorder.ids("entry_changed")
-    assert sorted(fired) == sorted(set(entry_ids(first) + entry_ids(last)))
-    assert fired.count(changed_twice) == 1
+    assert sorted(set(fired)) == sorted(set(entry_ids(first) + entry_ids(last)))
+    # Once per commit that changed it, each time as that commit stored it: the last agrees.
+    revisions = [kw["record"].revision for kw in recorder.of("entry_changed")
+                 if kw["id"] == changed_twice]
+    assert len(revisions) == 2 and revisions[-1] == 4 and revisions[0] < 4
+    assert len(fired) == len(set(fired)) + 1
+    # Net counts: added on page 1, updated on page 2, absent at the start: one add.
+    assert result.entries.added == len(set(fired)) and result.entries.updated == 0
+    assert [c.page for c in changesets] == [1, 2, 3]
 
 
 def test_a_record_changed_again_fires_again_in_the_next_sync(demo: Any, store_path: Path,

@@ -71,9 +71,13 @@ _DELETE = "DELETE FROM {table} WHERE id = ?"
 
 @dataclass(frozen=True, slots=True)
 class RecordChange:
+    """One record a page changed. ``document`` is the record as that page's commit stores it
+    (None for a deletion, or where the writer did not hold it: read it back after commit)."""
+
     record_type: RecordType
     id: str
     content_type: str | None
+    document: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)
@@ -178,7 +182,7 @@ def _classify(
     upserts: list[Delta], prior: dict[str, tuple[Any, Any]], changes: PageChanges
 ) -> None:
     for d in upserts:
-        change = RecordChange(d.record_type, d.id, d.content_type)
+        change = RecordChange(d.record_type, d.id, d.content_type, d.document)
         before = prior.get(d.id)
         if before is None:
             changes.added.append(change)

@@ -68,7 +68,7 @@ def _merge_table(conn: sqlite3.Connection, record_type: RecordType, table: str,
             continue
         upserts.append(_row(record_type, record_id, doc, page))
         bucket = changes.added if old is None else changes.updated
-        bucket.append(RecordChange(record_type, record_id, _content_type(doc)))
+        bucket.append(RecordChange(record_type, record_id, _content_type(doc), doc))
     if deletes:
         conn.executemany(f"DELETE FROM {table} WHERE id = ?", deletes)
     if upserts:

@@ -23,11 +23,12 @@ from .. import signals
 from ..errors import LocalCacheError, SyncError, TokenRejectedError
 from ..model import ContinuationToken, Delta, LocaleInfo, Page
 from ..providers.base import Provider
-from ..store.apply import LIVE, SHADOW, PageChanges, Tables, apply_deltas
+from ..store.apply import LIVE, SHADOW, PageChanges, RecordChange, Tables, apply_deltas
 from ..store.database import Store
 from ..store.merge import merge_deltas
 from ..store.query import LocaleChain, Record, read_asset, read_entry
 from ..store.rebuild import clear_shadow, swap_in
+from ..store.tally import NetCounts, net_counts, reset_tally, store_is_empty, tally_page
 from .lock import SyncLock
 
 __all__ = ["SyncEngine", "SyncResult", "TypeCounts"]
@@ -81,17 +82,14 @@ class SyncResult:
 
 @dataclass
 class _Tally:
-    counts: dict[tuple[str, str], int] = field(default_factory=dict)
-    # Hashes of (type, deleted?, id) already counted and signalled in this sync: ints, so the
-    # set stays small (a few MB for 100k records) rather than holding every id string.
-    seen: set[int] = field(default_factory=set)
+    """One sync's progress. Net counts live in the store (store/tally.py), not here, so
+    memory stays flat however many records the sync touches."""
+
+    counts: NetCounts = field(default_factory=dict)
     pages: int = 0
     items: int = 0
     initial: bool = False
-
-    def add(self, record_type: str, what: str, n: int) -> None:
-        key = (record_type, what)
-        self.counts[key] = self.counts.get(key, 0) + n
+    from_empty: bool = False
 
     def of(self, record_type: str) -> TypeCounts:
         return TypeCounts(*(self.counts.get((record_type, w), 0)
@@ -122,6 +120,7 @@ class SyncEngine:
             signals.emit(signals.sync_started, self.sender, initial=initial)
             tally = _Tally(initial=initial)
             try:
+                self._start_tally(tally)
                 self._locales = self.provider.fetch_locales()
                 self._locales_written = False
                 self._chain = LocaleChain.from_locales(
@@ -130,6 +129,7 @@ class SyncEngine:
                     self._rebuild(tally, resume=rebuilding and not full)
                 else:
                     self._sync_from(token, initial, tally)
+                self._finish_tally(tally)
             except LocalCacheError as error:
                 signals.emit(signals.sync_failed, self.sender, error=error)
                 raise
@@ -144,19 +144,35 @@ class SyncEngine:
         signals.emit(signals.sync_finished, self.sender, result=result)
         return result
 
+    def _start_tally(self, tally: _Tally) -> None:
+        with self.store.write():
+            conn = self.store.raw_connection()
+            tally.from_empty = store_is_empty(conn)
+            reset_tally(conn)
+
+    def _finish_tally(self, tally: _Tally) -> None:
+        with self.store.write():
+            conn = self.store.raw_connection()
+            tally.counts = net_counts(conn, from_empty=tally.from_empty)
+            reset_tally(conn)
+
     def _sync_from(self, token: ContinuationToken | None, initial: bool, tally: _Tally) -> None:
+        started_at = tally.pages
         try:
             self._pages(token, initial, tally)
             if token is not None and token.kind == "page":
-                # A resumed sync continued a server-side view from before the interruption;
-                # one delta more brings what changed meanwhile, so sync() means "up to date".
-                self._pages(self.store.token(), False, tally)
+                self._catch_up(tally)
         except TokenRejectedError as rejected:
-            if token is None:
-                raise
+            if token is None and tally.pages == started_at:
+                raise  # the first request of a fresh sync: no token of ours was refused
             log.warning("%s; rebuilding with a fresh initial sync beside the live data",
                         rejected)
             self._rebuild(tally, resume=False)
+
+    def _catch_up(self, tally: _Tally) -> None:
+        """A resumed sync continued a server-side view from before the interruption; one
+        delta more brings what changed meanwhile, so sync() means "up to date"."""
+        self._pages(self.store.token(), False, tally)
 
     def _rebuild(self, tally: _Tally, *, resume: bool) -> None:
         """A fresh initial sync into the shadow tables; its last page swaps them in.
@@ -165,6 +181,11 @@ class SyncEngine:
         like any sync; if the rebuild's own token is refused, it starts over once.
         """
         tally.initial = True
+        if self._build_shadow(tally, resume=resume) and resume:
+            self._catch_up(tally)
+
+    def _build_shadow(self, tally: _Tally, *, resume: bool) -> bool:
+        """The rebuild's pages; True once swapped in."""
         value = self.store.state("rebuild_token") if resume else None
         token = ContinuationToken(value, "page") if value else None
         for attempt in (1, 2):
@@ -179,16 +200,16 @@ class SyncEngine:
                             fresh = False
                         _write_page(conn, page, SHADOW)
                         changes = swap_in(conn) if page.last else PageChanges()
+                        self._tally_page(conn, changes, tally)
                         self.store.set_state(**self._rebuild_state(page))
-                    tally.pages += 1
-                    tally.items += len(page.deltas)
                     self._announce(page, changes, tally)
-                return
+                return True
             except TokenRejectedError:
                 if token is None or attempt == 2:
                     raise
                 log.warning("the rebuild's own sync token was rejected; starting it over")
                 token = None
+        return False
 
     @staticmethod
     def _rebuild_state(page: Page) -> dict[str, str | None]:
@@ -199,10 +220,13 @@ class SyncEngine:
 
     def _pages(self, token: ContinuationToken | None, initial: bool, tally: _Tally) -> None:
         for page in _prefetched(self.provider.pages(token)):
-            changes = self._commit(page, initial)
-            tally.pages += 1
-            tally.items += len(page.deltas)
+            changes = self._commit(page, initial, tally)
             self._announce(page, changes, tally)
+
+    @staticmethod
+    def _tally_page(conn: sqlite3.Connection, changes: PageChanges, tally: _Tally) -> None:
+        if not tally.from_empty:
+            tally_page(conn, changes)
 
     def _write_locales(self, page: Page) -> None:
         """In a page's transaction: the space's locales once per sync when the vendor lists
@@ -217,11 +241,13 @@ class SyncEngine:
         if codes and self.store.learn_locales(codes, preferred):
             self._chain = LocaleChain.from_locales(self.store.locales())
 
-    def _commit(self, page: Page, initial: bool) -> PageChanges:
+    def _commit(self, page: Page, initial: bool, tally: _Tally) -> PageChanges:
         store = self.store
         with store.write():
             self._write_locales(page)
-            changes = _write_page(store.raw_connection(), page, LIVE)
+            conn = store.raw_connection()
+            changes = _write_page(conn, page, LIVE)
+            self._tally_page(conn, changes, tally)
             store.set_state(
                 token=page.next_token.value,
                 token_kind=page.next_token.kind,
@@ -232,39 +258,36 @@ class SyncEngine:
         return changes
 
     def _announce(self, page: Page, changes: PageChanges, tally: _Tally) -> None:
-        """After commit: per-record signals (once per sync), the page's ChangeSet, progress."""
-        wanted = signals.entry_changed.receivers or signals.asset_changed.receivers
-        documents = {(d.record_type, d.id): d for d in page.deltas if not d.deleted} \
-            if wanted else {}
-        for what, items in (("added", changes.added), ("updated", changes.updated),
-                            ("deleted", changes.deleted)):
-            for item in items:
-                key = hash((item.record_type, what == "deleted", item.id))
-                if key in tally.seen:
-                    continue  # once per sync: an update after an add stays an add
-                tally.seen.add(key)
-                tally.add(item.record_type, what, 1)
-                self._record_signal(item.record_type, item.id, what,
-                                    documents.get((item.record_type, item.id)), self._chain)
-        signals.emit(signals.changes_committed, self.sender, changes=_change_set(page, changes))
-        signals.emit(signals.sync_progress, self.sender, page=page.number, items=tally.items,
+        """After commit: a signal for every record the page changed, carrying the record as
+        that commit stored it; then the page's ChangeSet and progress. Page numbers rise
+        through the whole sync (catch-up delta and rebuild included)."""
+        tally.pages += 1
+        tally.items += len(page.deltas)
+        for item in changes.added + changes.updated:
+            self._changed_signal(item)
+        for item in changes.deleted:
+            signal = signals.entry_deleted if item.record_type == "Entry" \
+                else signals.asset_deleted
+            signals.emit(signal, self.sender, id=item.id)
+        signals.emit(signals.changes_committed, self.sender,
+                     changes=_change_set(tally.pages, changes))
+        signals.emit(signals.sync_progress, self.sender, page=tally.pages, items=tally.items,
                      total=page.total)
 
-    def _record_signal(self, record_type: str, record_id: str, what: str,
-                       delta: Delta | None, chain: LocaleChain) -> None:
-        if what == "deleted":
-            signal = signals.entry_deleted if record_type == "Entry" else signals.asset_deleted
-            signals.emit(signal, self.sender, id=record_id)
-            return
-        signal = signals.entry_changed if record_type == "Entry" else signals.asset_changed
+    def _changed_signal(self, item: RecordChange) -> None:
+        signal = signals.entry_changed if item.record_type == "Entry" else signals.asset_changed
         if not signal.receivers:
             return
-        if delta is not None:
-            record: Record | None = _record_of(delta, chain)
+        record: Record | None
+        if item.document is not None:
+            record = Record.of(item.record_type, item.id, item.content_type,
+                               _revision(item.document), *_times(item.document),
+                               item.document, self._chain)
         else:  # swapped in from a rebuild: read what was committed
-            read = read_entry if record_type == "Entry" else read_asset
-            record = read(self.store.models, record_id, chain)
-        signals.emit(signal, self.sender, id=record_id, record=record)
+            read = read_entry if item.record_type == "Entry" else read_asset
+            with self.store.reading():
+                record = read(self.store.models, item.id, self._chain)
+        signals.emit(signal, self.sender, id=item.id, record=record)
 
 
 def _write_page(conn: sqlite3.Connection, page: Page, tables: Tables) -> PageChanges:
@@ -288,19 +311,24 @@ def _locale_codes(deltas: list[Delta]) -> list[str]:
     return list(seen)
 
 
-def _record_of(delta: Delta, chain: LocaleChain) -> Record:
-    return Record.of(delta.record_type, delta.id, delta.content_type, delta.revision,
-                     delta.created_at, delta.updated_at, delta.document or {}, chain)
+def _revision(document: dict[str, Any]) -> int:
+    revision = document.get("sys", {}).get("revision")
+    return revision if isinstance(revision, int) else 0
 
 
-def _change_set(page: Page, changes: PageChanges) -> signals.ChangeSet:
+def _times(document: dict[str, Any]) -> tuple[str | None, str | None]:
+    sys = document.get("sys", {})
+    return sys.get("createdAt"), sys.get("updatedAt")
+
+
+def _change_set(page: int, changes: PageChanges) -> signals.ChangeSet:
     def ids(items: list[Any], record_type: str) -> tuple[str, ...]:
         return tuple(c.id for c in items if c.record_type == record_type)
 
     touched = {c.content_type for c in (*changes.added, *changes.updated, *changes.deleted)
                if c.record_type == "Entry" and c.content_type}
     return signals.ChangeSet(
-        page=page.number,
+        page=page,
         entries_added=ids(changes.added, "Entry"),
         entries_updated=ids(changes.updated, "Entry"),
         entries_deleted=ids(changes.deleted, "Entry"),
