@@ -4,19 +4,28 @@ Tests and benchmarks talk to the emulator exactly as the library talks to the ve
 HTTP/1.1 with persistent connections, so connection reuse, timeouts and half-delivered bodies
 behave as they would in production.  Vendor protocols are mounted by path prefix
 (:meth:`Emulator.mount`); Contentful's is mounted at ``/spaces/``.
+
+Like the vendors' CDNs, the server compresses every response body (errors too, tiny ones too)
+when the request's ``Accept-Encoding`` allows it: ``br`` where the ``brotli`` package is
+installed, ``gzip`` always. ``Content-Length`` then counts the compressed bytes, which is what a
+client has to check a body against. Faults apply to the bytes on the wire: a truncated
+response is half of the compressed body.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
+import importlib
 import json
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,7 +38,65 @@ from .space import Space
 from .stack import Stack
 from .wire import App, Request, Response
 
-__all__ = ["Emulator", "mount"]
+__all__ = ["CONTENT_CODINGS", "Emulator", "choose_coding", "mount"]
+
+
+def _load_brotli() -> ModuleType | None:
+    """The optional ``brotli`` package (imported by name: it ships no type information)."""
+    try:
+        return importlib.import_module("brotli")
+    except ImportError:
+        return None
+
+
+_BROTLI = _load_brotli()
+
+
+def _gzip(body: bytes) -> bytes:
+    # Level 6 and a zero mtime: what a CDN's on-the-fly gzip does, and the same bytes each time.
+    return gzip.compress(body, compresslevel=6, mtime=0)
+
+
+def _brotli(body: bytes) -> bytes:
+    assert _BROTLI is not None
+    return bytes(_BROTLI.compress(body, quality=4))  # CDNs use a low quality for dynamic content
+
+
+_ENCODERS: dict[str, Callable[[bytes], bytes]] = {"gzip": _gzip}
+if _BROTLI is not None:
+    _ENCODERS["br"] = _brotli
+
+CONTENT_CODINGS: tuple[str, ...] = tuple(c for c in ("br", "gzip") if c in _ENCODERS)
+"""The content codings this installation can send, preferred first (``br`` needs ``brotli``)."""
+
+
+def choose_coding(accept_encoding: str | None, offered: Iterable[str]) -> str | None:
+    """The coding to send for a request's ``Accept-Encoding``: the one of ``offered`` the
+    client weighs highest (ties go to the earlier), or None to send the body as it is.
+
+    No header means no compression, as CDNs do, although HTTP would allow any coding.
+    """
+    if not accept_encoding:
+        return None
+    weights: dict[str, float] = {}
+    for part in accept_encoding.split(","):
+        name, *params = (piece.strip() for piece in part.split(";"))
+        weight = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if name:
+            weights[name.lower()] = weight
+    best, best_weight = None, 0.0
+    for coding in offered:
+        weight = weights.get(coding, weights.get("*", 0.0))
+        if weight > best_weight:
+            best, best_weight = coding, weight
+    return best
 
 
 class _Server(ThreadingHTTPServer):
@@ -114,10 +181,15 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # a failing test hook must not kill the connection silently
             response = _internal_error()
         emulator.count_request()
-        self._write(method, response)
+        coding = choose_coding(self.headers.get("Accept-Encoding"), emulator.content_codings)
+        self._write(method, response, coding)
 
-    def _write(self, method: str, response: Response) -> None:
-        """Send status line, headers and body in one write (one syscall, one segment if small)."""
+    def _write(self, method: str, response: Response, coding: str | None) -> None:
+        """Send status line, headers and body in one write (one syscall, one segment if small).
+
+        A non-empty body is sent in ``coding`` (None: as it is), and says that it varies with
+        ``Accept-Encoding`` either way, as a CDN's does.
+        """
         body = response.body
         try:
             phrase = HTTPStatus(response.status).phrase
@@ -128,8 +200,13 @@ class _Handler(BaseHTTPRequestHandler):
             f"Server: {self.version_string()}",
             f"Date: {self.date_time_string()}",
             *(f"{name}: {value}" for name, value in response.headers),
-            f"Content-Length: {len(body)}",
         ]
+        if body:
+            lines.append("Vary: Accept-Encoding")
+            if coding is not None:
+                body = _ENCODERS[coding](body)
+                lines.append(f"Content-Encoding: {coding}")
+        lines.append(f"Content-Length: {len(body)}")
         if response.truncate:
             lines.append("Connection: close")
             body = body[: len(body) // 2]
@@ -190,6 +267,8 @@ class Emulator:
     :class:`Stack` or a Kontent.ai :class:`Project`.
 
     ``port=0`` picks a free ephemeral port; read :attr:`base_url` after :meth:`start`.
+    ``content_codings`` are the compressions offered to clients that accept them, preferred
+    first (default: :data:`CONTENT_CODINGS`; ``()`` never compresses).
     """
 
     def __init__(
@@ -199,8 +278,15 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         page_size: int = 100,
+        content_codings: Iterable[str] | None = None,
     ) -> None:
         self.space = space
+        self.content_codings = CONTENT_CODINGS if content_codings is None else tuple(
+            content_codings)
+        unknown = set(self.content_codings) - set(_ENCODERS)
+        if unknown:
+            raise ValueError(f"content codings {sorted(unknown)} are not available here "
+                             f"(available: {', '.join(CONTENT_CODINGS)})")
         self.access_token = access_token
         self.host = host
         self.port = port

@@ -3,9 +3,16 @@
 Why a retry loop here instead of urllib3's ``Retry`` alone: ``Retry`` sees neither a body cut
 short after the headers (requests reads the body after urllib3 returns) nor Contentful's
 ``X-Contentful-RateLimit-Reset`` header. One loop handles every transient failure the same way:
-connection errors, timeouts, truncated bodies, 5xx and 429, with exponential backoff and full
-jitter, a cap on any single wait, and a bounded number of attempts. On giving up it raises a
-:class:`~localcache.errors.SyncError` carrying the status and the vendor's request id.
+connection errors, timeouts, truncated or undecodable bodies, 5xx and 429, with exponential
+backoff and full jitter, a cap on any single wait, and a bounded number of attempts. On giving
+up it raises a :class:`~localcache.errors.SyncError` carrying the status and the vendor's
+request id.
+
+Bodies are checked against ``Content-Length`` by the bytes that came over the wire. CDNs
+compress every response the client accepts (requests asks for gzip, and for br where the
+``brotli`` package is installed), tiny ones too, and ``Content-Length`` then counts compressed
+bytes: a 93-byte body may arrive as 100 gzipped ones, so the decoded length says nothing about
+truncation.
 
 This module is also the one place that maps ``requests`` errors to localcache's own. Messages
 name the request's path, never its headers, so credentials stay out of them.
@@ -238,19 +245,45 @@ class HttpTransport:
                 f"{what}: response of {int(declared)} bytes exceeds the cap of {cap} bytes",
                 status=raw.status_code,
             )
+        expected = int(declared) if declared is not None and declared.isdigit() else None
         chunks: list[bytes] = []
         size = 0
-        for chunk in raw.iter_content(chunk_size=256 * 1024):
-            size += len(chunk)
-            if size > cap:
-                raise SyncError(
-                    f"{what}: response exceeds the cap of {cap} bytes", status=raw.status_code
-                )
-            chunks.append(chunk)
-        body = b"".join(chunks)
-        if declared is not None and declared.isdigit() and len(body) < int(declared):
+        try:
+            for chunk in raw.iter_content(chunk_size=256 * 1024):
+                size += len(chunk)
+                if size > cap:
+                    raise SyncError(
+                        f"{what}: response exceeds the cap of {cap} bytes", status=raw.status_code
+                    )
+                chunks.append(chunk)
+        except requests.exceptions.ContentDecodingError:
+            if _cut_short(raw, size, expected):
+                raise _Retryable("response body cut short") from None
+            coding = raw.headers.get("Content-Encoding", "?")
+            raise _Retryable(f"response body could not be decoded ({coding})") from None
+        if _cut_short(raw, size, expected):
             raise _Retryable("response body cut short")
-        return body
+        return b"".join(chunks)
+
+
+def _cut_short(response: requests.Response, decoded: int, expected: int | None) -> bool:
+    """Whether fewer bytes came over the wire than ``Content-Length`` announced.
+
+    ``Content-Length`` counts the bytes on the wire: compressed ones when the body came
+    compressed, and a tiny body compresses to more bytes than it has. urllib3 counts the raw
+    bytes it read (``tell()``); a raw stream that cannot tell (a custom adapter) is judged by
+    the decoded length, but only when the body came as it is.
+    """
+    if expected is None:
+        return False
+    tell = getattr(response.raw, "tell", None)
+    received = tell() if callable(tell) else None
+    if not isinstance(received, int):
+        coding = response.headers.get("Content-Encoding", "").strip().lower()
+        if coding not in ("", "identity"):
+            return False
+        received = decoded
+    return received < expected
 
 
 def parse_float_header(name: str) -> WaitReader:
