@@ -14,6 +14,8 @@ fixtures and what the official Python SDK sends.  Choices worth knowing:
 * ``total_count`` counts every item of the current sync (all pages) and ``skip`` the items on
   earlier pages, so a client can draw a real progress bar.
 * An initial sync only ever carries ``*_published`` items; the ``type`` filter narrows them.
+* The ``locale`` filter selects where items are published (``publish_details.locale``), so a
+  locale published by fallback is delivered with ``data.locale`` naming its content's language.
 * Errors use Contentstack's body ``{"error_message", "error_code", "errors"}``: 412/109 for an
   unknown api_key or delivery token (the CDA does not tell them apart), 422/141 for bad
   parameters and for tokens it does not honour.

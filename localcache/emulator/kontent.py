@@ -14,6 +14,8 @@ silent, the vendor SDKs. Choices:
   is public. Faults and ``on_request`` apply to every request. Error bodies are ``{message,
   request_id, error_code, specific_code}``; 107 (bad continuation token) is documented, the
   other codes are the emulator's own; ``X-Request-Id`` repeats the request id.
+* ``items-feed`` continuations are tokens too: ``reject_tokens`` and
+  ``invalidate_tokens_before_now`` refuse them with 400, as the real API refuses a stale one.
 """
 
 from __future__ import annotations
@@ -411,7 +413,7 @@ class KontentAPI:
         raw = request.headers.get("x-continuation")
         start = 0
         if raw:
-            token = self._decode(raw, FEED)
+            token = self._honoured(self._decode(raw, FEED))
             cursor = token.after.get(ITEM)
             if cursor is None:
                 raise _HttpError(400, _TOKEN_ERROR, _TOKEN_MESSAGE % "is malformed")
@@ -422,9 +424,8 @@ class KontentAPI:
         headers = []
         if start + self.page_size < len(served):
             last = page[-1][0]
-            follow = Continuation(
-                FEED, 0, self.project.environment_id, after={ITEM: (ITEM, last, "")}
-            )
+            generation, environment = self.faults.token_generation, self.project.environment_id
+            follow = Continuation(FEED, generation, environment, after={ITEM: (ITEM, last, "")})
             headers.append(("X-Continuation", follow.encode()))
         body = b'{"items":[%s],"modular_content":{}}' % b",".join(c.body for _, c in page)
         return self._json(body, headers)
@@ -516,13 +517,16 @@ class KontentAPI:
         if not raw:
             message = "The 'X-Continuation' request header is missing; initialize a sync first."
             raise _HttpError(400, _TOKEN_ERROR, message)
-        token = self._decode(raw, api)
-        invalid = _HttpError(400, _TOKEN_ERROR, _TOKEN_MESSAGE % "is invalid or expired")
-        if self.faults.reject_tokens or token.generation != self.faults.token_generation:
-            raise invalid
+        token = self._honoured(self._decode(raw, api))
         anchor = token.at if token.at is not None else token.since
         if anchor > self.project.head:  # not issued by this project's history
-            raise invalid
+            raise _HttpError(400, _TOKEN_ERROR, _TOKEN_MESSAGE % "is invalid or expired")
+        return token
+
+    def _honoured(self, token: Continuation) -> Continuation:
+        """``token`` unless the faults refuse it: sync and items-feed continuations alike."""
+        if self.faults.reject_tokens or token.generation != self.faults.token_generation:
+            raise _HttpError(400, _TOKEN_ERROR, _TOKEN_MESSAGE % "is invalid or expired")
         return token
 
     def _decode(self, raw: str, api: str) -> Continuation:

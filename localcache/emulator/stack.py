@@ -3,7 +3,10 @@
 Contentstack's Synchronization API reports events per (entry or asset, locale): publishing the
 French version of an entry is one ``entry_published`` item carrying only the French record.  So
 this model keeps one record per (kind, uid, locale) and one event history per such key, and a
-``content_type_deleted`` event per deleted content type.
+``content_type_deleted`` event per deleted content type.  The locale of a key is where the record
+is published (``publish_details.locale``).  A locale published by fallback carries another
+language's content, and its ``data.locale`` names that language (``content_locale=``), as a live
+recording of the CDA shows; unpublish and delete items name the published locale.
 
 Every mutation takes the one lock, appends an event to a global log stamped with a sequence
 number, and renders the event's sync item to bytes right away.  The protocol module
@@ -163,14 +166,17 @@ class Stack:
         fields: Mapping[str, Any],
         *,
         at: datetime | None = None,
+        content_locale: str | None = None,
     ) -> int:
         """Publish one locale of an entry; returns that locale's new ``_version``.
 
         ``fields`` are the entry's values in this locale (``title`` defaults to the uid, as every
         Contentstack entry has one).  An entry keeps its content type until every locale of it
-        is deleted.
+        is deleted.  ``content_locale`` publishes ``locale`` by fallback: the content is that
+        other language's, so the item's ``data.locale`` names it while
+        ``publish_details.locale`` stays ``locale``, as the CDA reports such a publication.
         """
-        self._check(uid, locale)
+        self._check(uid, locale, content_locale)
         if not content_type_uid or content_type_uid == ASSETS_UID:
             raise ValueError(f"entry {uid!r}: invalid content type uid {content_type_uid!r}")
         values = self._values(uid, fields)
@@ -196,7 +202,7 @@ class Stack:
             self._records[key] = (content_type_uid, version, created, True)
             self._content_types.add(content_type_uid)
             data = (
-                f'{head},"locale":{_json(locale)},"uid":{_json(uid)},'
+                f'{head},"locale":{_json(content_locale or locale)},"uid":{_json(uid)},'
                 f'"created_by":"{self.user_uid}","updated_by":"{self.user_uid}",'
                 f'"created_at":"{created}","updated_at":"{stamp}","ACL":{{}},'
                 f'"_version":{version},"_in_progress":false,'
@@ -206,14 +212,21 @@ class Stack:
             return version
 
     def publish_asset(
-        self, uid: str, locale: str, fields: Mapping[str, Any], *, at: datetime | None = None
+        self,
+        uid: str,
+        locale: str,
+        fields: Mapping[str, Any],
+        *,
+        at: datetime | None = None,
+        content_locale: str | None = None,
     ) -> int:
         """Publish one locale of an asset; returns that locale's new ``_version``.
 
         Missing file attributes get the CDA's shapes: ``filename`` defaults to the title (or
         uid), ``url`` to an images.contentstack.io URL, ``file_size`` is a string.
+        ``content_locale`` publishes by fallback, as for :meth:`publish_entry`.
         """
-        self._check(uid, locale)
+        self._check(uid, locale, content_locale)
         values = self._values(uid, fields)
         filename = str(values.get("filename") or values.get("title") or uid)
         digest = _blt("file", uid, filename)
@@ -238,7 +251,7 @@ class Stack:
             data = (
                 f'{{"uid":{_json(uid)},"created_at":"{created}","updated_at":"{stamp}",'
                 f'"created_by":"{self.user_uid}","updated_by":"{self.user_uid}",{head},'
-                f'"_version":{version},"locale":{_json(locale)},'
+                f'"_version":{version},"locale":{_json(content_locale or locale)},'
                 f'"publish_details":{self._details(locale, stamp)}}}'
             )
             self._append(key, "asset_published", ASSETS_UID, ms, stamp, f'"{ASSETS_UID}"', data)
@@ -289,12 +302,15 @@ class Stack:
 
     # -- mutation helpers (call with the lock held unless noted) -----------------------------
 
-    def _check(self, uid: str, locale: str) -> None:
+    def _check(self, uid: str, locale: str, content_locale: str | None = None) -> None:
         """Reject what the CMA would refuse, so a test's mistake surfaces at its source."""
         if not isinstance(uid, str) or not uid:
             raise ValueError(f"uid must be a non-empty string, got {uid!r}")
-        if locale not in self.locales:
-            raise ValueError(f"{uid!r}: unknown locale {locale!r}; the stack has {self.locales}")
+        for code in (locale, content_locale):
+            if code is not None and code not in self.locales:
+                raise ValueError(
+                    f"{uid!r}: unknown locale {code!r}; the stack has {self.locales}"
+                )
 
     def _values(self, uid: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         reserved = _SYSTEM_KEYS.intersection(fields)
@@ -364,7 +380,8 @@ class Stack:
     # -- reads -------------------------------------------------------------------------------
 
     def published(self) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
-        """(kind, uid) -> {locale: data}: exactly what ``*_published`` items would carry now."""
+        """(kind, uid) -> {published locale: data}: exactly what ``*_published`` items would
+        carry now (``data["locale"]`` differs from the key where published by fallback)."""
         with self._lock:
             items = [
                 (key, self._history[key][-1][ITEM])

@@ -6,7 +6,9 @@ of ``init=true`` (with the init-only filters ``content_type_uid``, ``locale``, `
 ``type``), ``pagination_token`` (more pages of this sync) or ``sync_token`` (a later sync).
 
 A published item carries ONE locale of a record, so deltas are per locale and the store merges
-them into the record's all-locale fields (store/merge.py). Assets arrive as ``sys_assets``;
+them into the record's all-locale fields (store/merge.py). That locale is where the item is
+published (``publish_details.locale``): a locale published by fallback carries the content of
+another language, named by ``data.locale``. Assets arrive as ``sys_assets``;
 ``content_type_deleted`` removes every entry of the type. An invalid token is HTTP 422 with
 error code 141, which triggers the engine's rebuild.
 """
@@ -209,9 +211,7 @@ def _parse_item(item: Any, number: int, position: int, default_locale: str) -> D
     if not is_text(uid) or not uid:
         raise PageError(f"{where}: {kind} has no data.uid", page=number)
     details = data.get("publish_details")
-    locale = data.get("locale")
-    if locale is None and isinstance(details, dict):
-        locale = details.get("locale")
+    locale = _item_locale(kind, data.get("locale"), details)
     ct = content_type if record_type == "Entry" else None
     if locale is None and not kind.endswith("_published"):
         return Delta(record_type, uid, True, content_type=ct)  # no locale named: all of it
@@ -233,6 +233,17 @@ def _parse_item(item: Any, number: int, position: int, default_locale: str) -> D
     return Delta(record_type, uid, False, document={"fields": fields, "vendor": data},
                  content_type=ct, revision=version, created_at=created, updated_at=updated,
                  locale=locale)
+
+
+def _item_locale(kind: str, content_locale: Any, details: Any) -> Any:
+    """The locale an item concerns. A published item is filed where it is published
+    (``publish_details.locale``), not under the language of its content (``data.locale``):
+    the two differ when a locale is published by fallback, and Contentstack's DataSync files
+    it the same way. Unpublish and delete items name only ``data.locale``."""
+    published = details.get("locale") if isinstance(details, dict) else None
+    if kind.endswith("_published") and published is not None:
+        return published
+    return content_locale if content_locale is not None else published
 
 
 def _error_body(body: bytes) -> tuple[int | None, str | None]:

@@ -3,8 +3,10 @@
 Neither sync version's init returns the content that already exists: a first load takes the
 sync token (``POST .../sync/init`` → ``X-Continuation``) BEFORE loading every item of every
 language from the Delivery API (``/languages``, then ``/items-feed`` per language, paged by the
-``X-Continuation`` response header), so nothing that changes meanwhile goes unseen. Later syncs
-send the token in the ``X-Continuation`` request header:
+``X-Continuation`` response header), so nothing that changes meanwhile goes unseen. The load
+holds what the sync will report: a v1 sync filtered by ``language`` follows language fallbacks,
+so its load does too. A refused feed continuation (400) is a refused token, like a refused sync
+token: the engine rebuilds. Later syncs send the token in the ``X-Continuation`` request header:
 
 - v2: ``GET /v2/{env}/sync`` → ``items``/``types``/``languages``/``taxonomies`` with metadata
   only; the content of changed items comes from the Delivery API, in the same page. More pages
@@ -45,7 +47,8 @@ DELIVERY_URL = "https://deliver.kontent.ai"
 PREVIEW_URL = "https://preview-deliver.kontent.ai"
 CONTINUATION = "X-Continuation"
 V2_PAGE_FULL = 100
-_V1_FILTERS = ("system.type", "system.collection", "language", "system.language")
+_LANGUAGE_FILTERS = ("language", "system.language")
+_V1_FILTERS = ("system.type", "system.collection", *_LANGUAGE_FILTERS)
 _OPERATORS = ("", "[eq]", "[neq]", "[in]", "[nin]")
 _LOAD = "load:"  # prefix of a page token inside the first load (our own state, not the vendor's)
 
@@ -76,10 +79,12 @@ class Kontent:
         for key in self.filters:
             name = key.split("[", 1)[0]
             operator = key[len(name):]
-            if api_version == 2 or name not in _V1_FILTERS or operator not in _OPERATORS:
+            if (api_version == 2 or name not in _V1_FILTERS or operator not in _OPERATORS
+                    or (operator and name in _LANGUAGE_FILTERS)):
                 raise ConfigurationError(
-                    f"unsupported sync filter {key!r}: Sync API v1 takes "
-                    f"{', '.join(_V1_FILTERS)} with =, [eq], [neq], [in] or [nin]; v2 none")
+                    f"unsupported sync filter {key!r}: Sync API v1 takes system.type and "
+                    "system.collection with =, [eq], [neq], [in] or [nin], language and "
+                    "system.language with =; v2 none")
         self.environment_id = environment_id
         self.preview = preview
         self.api_version = api_version
@@ -170,41 +175,51 @@ class Kontent:
 
     def _load(self, sync_token: str, language: int, feed: str | None,
               number: int) -> Iterator[Page]:
-        listed = self.fetch_locales()
-        # Without a languages list, load the feed once, in whatever languages it serves.
-        codes: list[str | None] = [loc.code for loc in listed] if listed is not None else [None]
-        wanted = self.filters.get("language") or self.filters.get("system.language")
-        if wanted:
-            codes = [wanted]
+        passes = self._feed_passes()
         while True:
             number += 1
-            if language >= len(codes):
+            if language >= len(passes):
                 yield Page(number=number, deltas=[],
                            next_token=ContinuationToken(sync_token, "sync"))
                 return
-            code = codes[language]
-            params = {**self._content_filters()}
-            if code is not None:
-                params.update({"language": code, "system.language": code})
-            response = self._call("GET", f"/{self._env}/items-feed", f"items feed page {number}",
-                                  params=params, continuation=feed)
-            body = decode_json_object(response, what=f"items feed page {number}",
-                                      page=number).data
+            what = f"items feed page {number}"
+            # A refused continuation of the feed is a refused token: the engine starts over.
+            response = self._call("GET", f"/{self._env}/items-feed", what,
+                                  params={**self._content_filters(), **passes[language]},
+                                  continuation=feed,
+                                  token=ContinuationToken(feed, "page") if feed else None)
+            body = decode_json_object(response, what=what, page=number).data
             items = body.get("items")
             if not isinstance(items, list):
                 raise PageError(f"items feed page {number} has no 'items' array", page=number)
-            deltas = [_variant(item, code, number, position)
-                      for position, item in enumerate(items)]
+            # Filed under each variant's own language, as the sync reports it: with the
+            # ``language`` filter, a variant served by fallback is the fallback language's.
+            deltas = [_variant(item, number, position) for position, item in enumerate(items)]
             feed = response.headers.get(CONTINUATION) or None
             if feed is None:
                 language += 1
-            if language >= len(codes):
+            if language >= len(passes):
                 yield Page(number=number, deltas=deltas,
                            next_token=ContinuationToken(sync_token, "sync"))
                 return
             state = {"sync": sync_token, "lang": language, "feed": feed}
             yield Page(number=number, deltas=deltas,
                        next_token=ContinuationToken(_LOAD + json.dumps(state), "page"))
+
+    def _feed_passes(self) -> list[dict[str, str]]:
+        """The language parameters of each ``items-feed`` pass: the load holds what the sync
+        will report. A sync filtered by ``language`` follows fallbacks, so its feed does too
+        (``language`` alone); ``system.language`` ignores them. Unfiltered: every language on
+        its own, or one pass in whatever languages the feed serves when none are listed."""
+        chosen = {name: value for name, value in self.filters.items() if name in _LANGUAGE_FILTERS}
+        if chosen:
+            # Without ``language``, Delivery would serve the default language's variants.
+            chosen["language"] = chosen.get("language") or chosen["system.language"]
+            return [chosen]
+        listed = self.fetch_locales()
+        if listed is None:
+            return [{}]
+        return [{"language": loc.code, "system.language": loc.code} for loc in listed]
 
     def _content_filters(self) -> dict[str, str]:
         return {key: value for key, value in self.filters.items()
@@ -242,8 +257,7 @@ class Kontent:
             if change not in ("changed_item", "deleted_item") or not isinstance(data, dict):
                 raise PageError(f"sync page {number}, item {position}: not a changed_item or "
                                 "deleted_item with data", page=number)
-            deltas.append(_variant(data, None, number, position,
-                                   deleted=change == "deleted_item"))
+            deltas.append(_variant(data, number, position, deleted=change == "deleted_item"))
         return deltas, bool(items)
 
     def _v2_page(self, body: dict[str, Any], number: int,
@@ -268,10 +282,9 @@ class Kontent:
         for position, (change, system) in enumerate(systems):
             fetched = content.get((system.get("codename"), system.get("language")))
             if change == "changed" and fetched is not None:
-                deltas.append(_variant(fetched, None, number, position))
+                deltas.append(_variant(fetched, number, position))
             else:  # deleted, or changed and already gone again from the Delivery API
-                deltas.append(_variant({"system": system}, None, number, position,
-                                       deleted=True))
+                deltas.append(_variant({"system": system}, number, position, deleted=True))
         return deltas, any(len(a) >= V2_PAGE_FULL for a in arrays.values())
 
     def _fetch_changed(self, systems: list[dict[str, Any]],
@@ -301,14 +314,13 @@ class Kontent:
         return found
 
 
-def _variant(item: Any, language: str | None, number: int, position: int, *,
-             deleted: bool = False) -> Delta:
-    """One language variant as a per-locale delta."""
+def _variant(item: Any, number: int, position: int, *, deleted: bool = False) -> Delta:
+    """One language variant as a per-locale delta, filed under ``system.language``."""
     where = f"sync page {number}, item {position}"
     system = item.get("system") if isinstance(item, dict) else None
     if not isinstance(system, dict):
         raise PageError(f"{where}: item has no 'system' block", page=number)
-    item_id, code = system.get("id"), language or system.get("language")
+    item_id, code = system.get("id"), system.get("language")
     item_type, modified = system.get("type"), system.get("last_modified")
     for name, value in (("id", item_id), ("language", code), ("type", item_type)):
         if not is_text(value) or not value:

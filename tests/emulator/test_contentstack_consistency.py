@@ -69,7 +69,7 @@ def test_mutations_between_pages_are_neither_lost_nor_duplicated() -> None:
 UIDS = st.integers(min_value=0, max_value=3)  # few uids: edits often hit delivered items
 OPS = st.one_of(
     st.tuples(
-        st.sampled_from(["publish", "unpublish", "delete"]),
+        st.sampled_from(["publish", "fallback", "unpublish", "delete"]),
         st.sampled_from(["entry", "asset"]),
         UIDS,
         st.sampled_from(LOCALES),
@@ -79,17 +79,24 @@ OPS = st.one_of(
 
 
 def run_op(stack: Stack, op: tuple[str, str, int, str], serial: int) -> None:
-    """Apply one random edit; edits the model refuses (nothing to remove) are skipped."""
+    """Apply one random edit; edits the model refuses (nothing to remove) are skipped.
+
+    "fallback" publishes ``locale`` by fallback, with the other locale's content."""
     action, kind, number, locale = op
     content_type = f"type-{number % 2}"
     uid = f"{kind}-{number}"
+    content = None
+    if action == "fallback":
+        action, content = "publish", next(code for code in LOCALES if code != locale)
     try:
         if action == "drop_type":
             stack.delete_content_type(content_type)
         elif action == "publish" and kind == "entry":
-            stack.publish_entry(uid, content_type, locale, {"title": f"{uid} #{serial}"})
+            stack.publish_entry(
+                uid, content_type, locale, {"title": f"{uid} #{serial}"}, content_locale=content
+            )
         elif action == "publish":
-            stack.publish_asset(uid, locale, {"title": f"{uid} #{serial}"})
+            stack.publish_asset(uid, locale, {"title": f"{uid} #{serial}"}, content_locale=content)
         elif kind == "entry":
             (stack.delete_entry if action == "delete" else stack.unpublish_entry)(uid, locale)
         else:

@@ -78,13 +78,19 @@ class SyncRun:
     def keys(self) -> list[tuple[str, str, str]]:
         """(type, uid or content type, locale) of every item, in order."""
         return [
-            (
-                item["type"],
-                item["data"].get("uid", item["content_type_uid"]),
-                item["data"].get("locale", ""),
-            )
+            (item["type"], item["data"].get("uid", item["content_type_uid"]), item_locale(item))
             for item in self.items
         ]
+
+
+def item_locale(item: dict[str, Any]) -> str:
+    """The locale an item concerns: where a published item is published (its content may be
+    another language's, by fallback), the ``locale`` an unpublish or delete names."""
+    data = item["data"]
+    if item["type"].endswith("_published"):
+        locale: str = data["publish_details"]["locale"]
+        return locale
+    return str(data.get("locale", ""))
 
 
 class CsClient:
@@ -146,12 +152,12 @@ class Mirror:
             record_kind = kind.split("_")[0]
             key = (record_kind, data["uid"])
             if kind.endswith("_published"):
-                self.records.setdefault(key, {})[data["locale"]] = data
+                self.records.setdefault(key, {})[item_locale(item)] = data
                 if record_kind == "entry":
                     self.entry_types[data["uid"]] = item["content_type_uid"]
             else:
                 locales = self.records.get(key, {})
-                locales.pop(data["locale"], None)
+                locales.pop(item_locale(item), None)
                 if not locales:
                     self.records.pop(key, None)
         return self

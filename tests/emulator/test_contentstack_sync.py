@@ -52,20 +52,26 @@ def client(emu: Emulator) -> Iterator[CsClient]:
 
 
 def test_initial_sync_delivers_every_published_locale(stack: Stack, client: CsClient) -> None:
+    # article-1 has no fr-fr version of its own: fr-fr is published by fallback, with en-us content
+    stack.publish_entry("article-1", "article", "fr-fr", {"title": "Article 1 (en-us)"},
+                        content_locale="en-us")
     run = client.initial()
-    # 2 assets + 2 authors + 6 articles in en-us + 3 in fr-fr, at 4 per page
-    assert [len(page["items"]) for page in run.pages] == [4, 4, 4, 1]
-    assert len(set(run.keys())) == len(run.items) == 13
+    # 2 assets + 2 authors + 6 articles in en-us + 3 in fr-fr + 1 by fallback, at 4 per page
+    assert [len(page["items"]) for page in run.pages] == [4, 4, 4, 2]
+    assert len(set(run.keys())) == len(run.items) == 14
     assert {item["type"] for item in run.items} == {"entry_published", "asset_published"}
     assert Mirror().apply(run.items).records == stack.published()
+    by_fallback = []
     for item in run.items:
         assert set(item) == ITEM_KEYS
         data = item["data"]
         assert item["event_at"] == data["publish_details"]["time"] == data["updated_at"]
-        assert data["publish_details"]["locale"] == data["locale"]
+        if data["publish_details"]["locale"] != data["locale"]:
+            by_fallback.append((data["uid"], data["locale"], data["publish_details"]["locale"]))
         assert data["publish_details"]["environment"] == stack.environment_uid
         if item["type"] == "asset_published":
             assert item["content_type_uid"] == "sys_assets"
+    assert by_fallback == [("article-1", "en-us", "fr-fr")]
     stamps = [item["event_at"] for item in run.items]
     assert stamps == sorted(stamps), "items come in event order"
 
@@ -259,3 +265,35 @@ def test_filters_stay_with_the_sync_and_its_deltas(timed: Stack) -> None:
         timed.delete_content_type("news")  # its entries get no items of their own
         assert cs.delta(delta.sync_token).keys() == [("content_type_deleted", "news", "")]
         cs.close()
+
+
+def test_a_locale_published_by_fallback(stack: Stack, client: CsClient) -> None:
+    """A locale published by fallback holds another language's content: ``data.locale`` names
+    that language, ``publish_details.locale`` where it is published. The ``locale`` filter and
+    unpublishing go by where it is published."""
+    stack.publish_entry("article-1", "article", "fr-fr", {"title": "Article 1 (en-us)"},
+                        content_locale="en-us")
+    stack.publish_asset("asset-1", "fr-fr", {"title": "Asset 1"}, content_locale="en-us")
+    with pytest.raises(ValueError, match="unknown locale"):
+        stack.publish_entry("article-1", "article", "fr-fr", {}, content_locale="de-de")
+    run = client.initial(locale="fr-fr")
+    assert sorted(run.keys()) == sorted(
+        [("entry_published", f"article-{n}", "fr-fr") for n in (0, 1, 2, 4)]
+        + [("asset_published", "asset-1", "fr-fr")]
+    )
+    fallback = {item["data"]["uid"]: item["data"] for item in run.items
+                if item["data"]["locale"] == "en-us"}
+    assert set(fallback) == {"article-1", "asset-1"}
+    assert {data["publish_details"]["locale"] for data in fallback.values()} == {"fr-fr"}
+    assert fallback["article-1"]["title"] == "Article 1 (en-us)"
+    mirror = Mirror().apply(run.items)
+    assert mirror.records[("entry", "article-1")].keys() == {"fr-fr"}
+    stack.unpublish_entry("article-1", "en-us")  # its own language: fr-fr stays published
+    stack.unpublish_entry("article-0", "fr-fr")
+    delta = client.delta(run.sync_token)
+    assert delta.keys() == [("entry_unpublished", "article-0", "fr-fr")]
+    assert stack.published()[("entry", "article-1")] == {"fr-fr": fallback["article-1"]}
+    stack.unpublish_entry("article-1", "fr-fr")
+    last = client.delta(delta.sync_token)
+    assert [item["data"] for item in last.items] == [{"uid": "article-1", "locale": "fr-fr"}]
+    assert ("entry", "article-1") not in stack.published()

@@ -145,3 +145,23 @@ def test_failing_hook_is_a_500_not_a_dead_server(served: tuple[Emulator, Kontent
     assert client.sync(token).status_code == 500
     emu.faults.on_request = None
     assert client.sync(token).status_code == 200
+
+
+def test_feed_continuations_are_refused_like_sync_tokens() -> None:
+    """A stale ``items-feed`` continuation is refused with 400 (error 107), as the real API
+    refuses one: after ``invalidate_tokens_before_now`` and while ``reject_tokens`` is on."""
+    with serve(make_project(articles=6), page_size=2) as emu:
+        client = Kontent(emu, page_size=2)
+        first = client.get("/items-feed")
+        continuation = {"X-Continuation": first.headers["X-Continuation"]}
+        assert client.get("/items-feed", headers=continuation).status_code == 200
+        emu.faults.reject_tokens = True
+        refused = client.get("/items-feed", headers=continuation)
+        assert refused.status_code == 400 and refused.json()["error_code"] == 107
+        assert client.get("/items-feed").status_code == 200  # a feed from its start still works
+        emu.faults.reject_tokens = False
+        emu.faults.invalidate_tokens_before_now()
+        refused = client.get("/items-feed", headers=continuation)
+        assert refused.status_code == 400 and "X-Continuation" in refused.json()["message"]
+        fresh = client.get("/items-feed").headers["X-Continuation"]
+        assert client.get("/items-feed", headers={"X-Continuation": fresh}).status_code == 200

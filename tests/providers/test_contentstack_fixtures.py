@@ -151,3 +151,29 @@ def test_items_that_name_no_locale(store_path: Path) -> None:
         assert cache.entry("b1").fields == {"title": {"en-us": "One", "fr-fr": "Un"}}
         assert [(loc.code, loc.default) for loc in cache.locales()][:1] == [("en-us", True)]
         assert cache.sync().entries.deleted == 1 and cache.entry("b1") is None
+
+
+def test_a_locale_published_by_fallback_is_filed_where_it_is_published(store_path: Path) -> None:
+    """The shape of a live recording (the vendor's Swift SDK tests): en-us content published in
+    en-gb by fallback. Contentstack's DataSync files it under ``publish_details.locale``; an
+    unpublish names ``data.locale``, the locale it withdraws."""
+    def published(uid: str, locale: str, where: str, title: str) -> dict[str, Any]:
+        details = {"environment": "blt4c0468fe43dc5bdd", "locale": where,
+                   "time": "2024-01-01T00:00:00.000Z", "user": "bltcd82b2c6bf913241"}
+        return {"type": "entry_published", "content_type_uid": "session",
+                "event_at": "2024-01-01T00:00:00.000Z",
+                "data": {"uid": uid, "locale": locale, "title": title, "_version": 2,
+                         "publish_details": details}}
+
+    init = {"items": [published("b1", "en-us", "en-us", "Color"),
+                      published("b1", "en-us", "en-gb", "Color")],
+            "skip": 0, "limit": 100, "total_count": 2, "sync_token": "t1"}
+    delta = {"items": [{"type": "entry_unpublished", "content_type_uid": "session",
+                        "event_at": "2024-01-02T00:00:00.000Z",
+                        "data": {"uid": "b1", "locale": "en-us"}}],
+             "skip": 0, "limit": 100, "total_count": 1, "sync_token": "t2"}
+    with StackReplay(init, {"t1": delta}) as server, _cache(server, store_path) as cache:
+        cache.sync()
+        assert cache.entry("b1").fields == {"title": {"en-us": "Color", "en-gb": "Color"}}
+        assert cache.sync().entries.deleted == 0
+        assert cache.entry("b1").fields == {"title": {"en-gb": "Color"}}
