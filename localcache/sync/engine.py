@@ -28,6 +28,7 @@ from ..store.database import Store
 from ..store.merge import merge_deltas
 from ..store.query import LocaleChain, Record, read_asset, read_entry
 from ..store.rebuild import clear_shadow, swap_in
+from ..store.search import index_changes, rebuild_index
 from ..store.tally import NetCounts, net_counts, reset_tally, store_is_empty, tally_page
 from .lock import SyncLock
 
@@ -100,14 +101,17 @@ class SyncEngine:
     """Joins a provider and a store for one sync; ``sender`` is what signals are sent from."""
 
     def __init__(self, store: Store, provider: Provider, sender: object, *,
-                 lock_wait: float = 0.0) -> None:
+                 lock_wait: float = 0.0, search: bool = False) -> None:
         self.store = store
         self.provider = provider
         self.sender = sender
         self.lock_wait = lock_wait
+        #: Keep the full-text index (store/search.py) in step, page by page.
+        self.search = search
         self._locales: list[LocaleInfo] | None = None
         self._locales_written = False
         self._chain = LocaleChain()
+        self._reindex = False
 
     def run(self, *, full: bool = False) -> SyncResult:
         """One sync. ``full``: a fresh initial sync built beside the live data and swapped in."""
@@ -201,6 +205,7 @@ class SyncEngine:
                         _write_page(conn, page, SHADOW)
                         changes = swap_in(conn) if page.last else PageChanges()
                         self._tally_page(conn, changes, tally)
+                        self._index(conn, changes)
                         self.store.set_state(**self._rebuild_state(page))
                     self._announce(page, changes, tally)
                 return True
@@ -230,16 +235,31 @@ class SyncEngine:
 
     def _write_locales(self, page: Page) -> None:
         """In a page's transaction: the space's locales once per sync when the vendor lists
-        them; otherwise the locale codes this page's records use, learned as they come."""
+        them; otherwise the locale codes this page's records use, learned as they come.
+        Where the locales' fallbacks change, the search index is rewritten with them."""
         if self._locales is not None:
             if not self._locales_written:
+                before = LocaleChain.from_locales(self.store.locales())
                 self.store.replace_locales(self._locales)
                 self._locales_written = True
+                self._reindex = self._reindex or before != self._chain
             return
         codes = _locale_codes(page.deltas)
         preferred = getattr(self.provider, "default_locale", None)
         if codes and self.store.learn_locales(codes, preferred):
             self._chain = LocaleChain.from_locales(self.store.locales())
+            self._reindex = True
+
+    def _index(self, conn: sqlite3.Connection, changes: PageChanges) -> None:
+        """The search rows of what the page changed, in its transaction (after a change of
+        locales: every row, with the new fallbacks)."""
+        if not self.search:
+            return
+        if self._reindex:
+            rebuild_index(conn, self._chain)
+            self._reindex = False
+        else:
+            index_changes(conn, changes, self._chain)
 
     def _commit(self, page: Page, initial: bool, tally: _Tally) -> PageChanges:
         store = self.store
@@ -248,6 +268,7 @@ class SyncEngine:
             conn = store.raw_connection()
             changes = _write_page(conn, page, LIVE)
             self._tally_page(conn, changes, tally)
+            self._index(conn, changes)
             store.set_state(
                 token=page.next_token.value,
                 token_kind=page.next_token.kind,
