@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "ContentTypeInfo",
     "ContinuationToken",
     "Delta",
+    "FieldInfo",
     "LocaleInfo",
     "Page",
     "PageSource",
@@ -102,6 +104,42 @@ class LocaleInfo:
     optional: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class FieldInfo:
+    """One field of a content type, in the vocabulary every vendor maps onto.
+
+    ``type`` is the vendor's own name for the field's type (Contentful ``Symbol``, Contentstack
+    ``text``, Kontent.ai ``rich_text``). ``localized`` False means the vendor sends the field
+    under the default locale only and it reads the same in every locale (Contentful's
+    ``localized: false``, Contentstack's ``non_localizable``); Kontent.ai has no such flag."""
+
+    id: str
+    name: str = ""
+    type: str = ""
+    localized: bool = True
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ContentTypeInfo:
+    """A content type's definition as the vendor lists it.
+
+    ``display_field`` names the field that titles an entry (a UI's row title), None when the
+    type has none. ``raw`` is the vendor's definition as sent, kept so nothing is lost (field
+    validations, link types, options) and a later version can read more of it."""
+
+    id: str
+    name: str = ""
+    display_field: str | None = None
+    fields: tuple[FieldInfo, ...] = ()
+    updated_at: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def field(self, field_id: str) -> FieldInfo | None:
+        """The field ``field_id``, or None."""
+        return next((f for f in self.fields if f.id == field_id), None)
+
+
 @dataclass(slots=True)
 class Page:
     """One response of a sync, parsed and validated, ready to apply as one transaction."""
@@ -112,6 +150,11 @@ class Page:
     total: int | None = None
     skipped: int = 0
     source: PageSource | None = field(default=None, repr=False)
+    # Content types the page reports changed (upserts) or deleted (ids), applied in its
+    # transaction: Kontent.ai v2's ``types`` array. (Contentstack's content_type_deleted is a
+    # ``whole_type`` delta, which removes the definition too.)
+    content_types: list[ContentTypeInfo] = field(default_factory=list, repr=False)
+    deleted_content_types: list[str] = field(default_factory=list, repr=False)
 
     @property
     def last(self) -> bool:

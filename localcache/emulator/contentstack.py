@@ -1,4 +1,5 @@
-"""Contentstack Content Delivery API, Synchronization (``GET /v3/stacks/sync``) over a Stack.
+"""Contentstack Content Delivery API over a Stack: Synchronization (``GET /v3/stacks/sync``)
+and content types (``GET /v3/content_types``, ``GET /v3/content_types/{uid}``).
 
 Behaviour follows the CDA Synchronization reference, the recorded responses in the shared
 fixtures and what the official Python SDK sends.  Choices worth knowing:
@@ -19,6 +20,9 @@ fixtures and what the official Python SDK sends.  Choices worth knowing:
 * Errors use Contentstack's body ``{"error_message", "error_code", "errors"}``: 412/109 for an
   unknown api_key or delivery token (the CDA does not tell them apart), 422/141 for bad
   parameters and for tokens it does not honour.
+* Content types: ``include_count=true`` adds ``count``; ``skip`` and ``limit`` (at most 100,
+  the default) page the list, by uid. The CDA lists no languages (only the Management API
+  does), so neither does the emulator.
 * Faults from :class:`~localcache.emulator.faults.Faults` apply to sync requests only.
 """
 
@@ -43,6 +47,7 @@ __all__ = ["JSON_TYPE", "ContentstackAPI", "SyncFilter", "SyncToken", "TokenErro
 
 JSON_TYPE = "application/json; charset=utf-8"
 MAX_PAGE_SIZE = 1000
+CONTENT_TYPES_LIMIT = 100
 TOKEN_VERSION = 1
 
 INVALID_PARAMETERS = "Failed to fetch items. Please try again with valid parameters."
@@ -227,6 +232,15 @@ def _str(value: object) -> str:
     return value
 
 
+def _count_param(request: Request, name: str, default: int, high: int) -> int:
+    value = request.param(name)
+    if value is None:
+        return default
+    if not (value.isascii() and value.isdigit()) or int(value) > high:
+        raise _invalid(name, f"must be an integer from 0 to {high}.")
+    return int(value)
+
+
 def parse_start_from(value: str) -> int:
     """``start_from`` (an ISO 8601 date or date-time, UTC unless it says otherwise) in ms."""
     text = value.strip()
@@ -290,9 +304,34 @@ class ContentstackAPI:
                 "We can't find that Stack. Please try again.",
                 {"api_key": ["is not valid."]},
             )
-        if [part for part in request.path.split("/") if part] != ["v3", "stacks", "sync"]:
-            raise _HttpError(404, 404, "The requested URL was not found on this server.")
-        return self._sync_with_faults(request)
+        parts = [part for part in request.path.split("/") if part]
+        if parts == ["v3", "stacks", "sync"]:
+            return self._sync_with_faults(request)
+        if parts[:2] == ["v3", "content_types"] and len(parts) <= 3:
+            return self._content_types(request, parts[2] if len(parts) == 3 else None)
+        raise _HttpError(404, 404, "The requested URL was not found on this server.")
+
+    # -- content types -----------------------------------------------------------------------
+
+    def _content_types(self, request: Request, uid: str | None) -> Response:
+        environment = request.param("environment")
+        if environment is not None and environment != self.stack.environment:
+            raise _invalid("environment")
+        if (request.headers.get("branch") or self.stack.branch) != self.stack.branch:
+            raise _invalid("branch")
+        definitions = self.stack.content_type_definitions()
+        if uid is not None:
+            found = next((d for d in definitions if d["uid"] == uid), None)
+            if found is None:
+                raise _HttpError(422, 118, f"The Content Type '{uid}' was not found. "
+                                 "Please try again.")
+            return self._json(200, json.dumps({"content_type": found}).encode("utf-8"))
+        skip = _count_param(request, "skip", 0, 10**9)
+        limit = _count_param(request, "limit", CONTENT_TYPES_LIMIT, CONTENT_TYPES_LIMIT)
+        payload: dict[str, Any] = {"content_types": definitions[skip : skip + limit]}
+        if (request.param("include_count") or "").lower() == "true":
+            payload["count"] = len(definitions)
+        return self._json(200, json.dumps(payload).encode("utf-8"))
 
     # -- sync --------------------------------------------------------------------------------
 

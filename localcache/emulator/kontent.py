@@ -1,4 +1,5 @@
-"""Kontent.ai Delivery API and Sync API (v1 and v2) over an in-memory :class:`Project`.
+"""Kontent.ai Sync API (v1 and v2), with the Delivery API (``kontent_delivery.py``), over an
+in-memory :class:`Project`.
 
 Mounted at ``/``: Delivery and Sync v1 under ``/{environment_id}/``, Sync v2 under
 ``/v2/{environment_id}/``; behaviour follows the seeds, the fixtures and, where those are
@@ -24,31 +25,35 @@ import base64
 import binascii
 import hmac
 import json
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlencode
 
 from .faults import FaultKind, Faults, spoil
-from .project import ITEM, KINDS, LANGUAGE, TAXONOMY, TYPE, Accept, Change, Key, Project
+from .kontent_delivery import (
+    BAD_REQUEST,
+    MAX_PAGE_SIZE,
+    MEDIA_TYPE,
+    NOT_FOUND,
+    TOKEN_ERROR,
+    UNAUTHORIZED,
+    Condition,
+    DeliveryAPI,
+    HttpError,
+    bad_request,
+    dump,
+    holds,
+    parse_condition,
+)
+from .project import ITEM, KINDS, Accept, Change, Key, Project
 from .wire import Request, Response
 
 __all__ = ["MEDIA_TYPE", "Continuation", "KontentAPI", "SyncFilter", "TokenError"]
 
-MEDIA_TYPE = "application/json; charset=utf-8"
-MAX_PAGE_SIZE = 2000
 TOKEN_VERSION = 1
 SYNC_V1, SYNC_V2, FEED = "sync", "sync2", "feed"
 
-_BAD_REQUEST, _TOKEN_ERROR, _UNAUTHORIZED = 105, 107, 111
-_NOT_FOUND = {ITEM: 100, TYPE: 101, TAXONOMY: 102, "environment": 104, "route": 109}
-_FILTER_PARAM = re.compile(r"^(system\.(?:type|collection))(?:\[(eq|neq|in|nin)\])?$")
-_DELIVERY_PARAMS = frozenset({"language", "system.language", "limit", "skip", "depth",
-                              "includeTotalCount"})
-# Listings also select by id or codename: ``system.codename[in]=a,b`` fetches a batch at once.
-_SELECT_PARAM = re.compile(r"^system\.(id|codename)(?:\[(eq|in)\])?$")
 _TOKEN_SEAL = b"localcache-emulator-kontent"  # integrity only: tokens are not secrets
 _UNAUTHORIZED_MESSAGE = (
     "Missing or invalid access token. Please include the valid access token value in the "
@@ -59,23 +64,9 @@ _ARRAYS = (b"items", b"types", b"languages", b"taxonomies")  # Sync v2 arrays, K
 _DELTA = b'{"change_type":"%s","timestamp":"%s","data":%s}'
 _MALFORMED_BODY = b'{"items":[{"change_type":"changed_item","data":{"system":<html>oops'
 
-Condition = tuple[str, str, tuple[str, ...]]  # (property, operator, values)
-
 
 class TokenError(ValueError):
     """A continuation token this server did not issue, or no longer honours."""
-
-
-class _HttpError(Exception):
-    """Raised inside request handling to answer with a Kontent.ai error body."""
-
-    def __init__(self, status: int, error_code: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.error_code, self.message = status, error_code, message
-
-
-def _bad_request(message: str) -> _HttpError:
-    return _HttpError(400, _BAD_REQUEST, message)
 
 
 @dataclass(frozen=True)
@@ -95,28 +86,13 @@ class SyncFilter:
             value = values[-1]
             if name in ("language", "system.language"):
                 if value not in languages:
-                    raise _bad_request(f"The language '{value}' does not exist.")
+                    raise bad_request(f"The language '{value}' does not exist.")
                 if name == "language":
                     language = value
                 else:
                     system_language = value
                 continue
-            match = _FILTER_PARAM.match(name)
-            if match is None:
-                raise _bad_request(
-                    f"The query parameter '{name}' is not supported. Filter by language, "
-                    "system.language, system.type or system.collection (operators =, [eq], "
-                    "[neq], [in], [nin]; language filters allow = only)."
-                )
-            operator = match.group(2) or "eq"
-            parts = (
-                tuple(part.strip() for part in value.split(","))
-                if operator in ("in", "nin")
-                else (value,)
-            )
-            if not all(parts):
-                raise _bad_request(f"The query parameter '{name}' needs a non-empty value.")
-            conditions.append((match.group(1), operator, parts))
+            conditions.append(parse_condition(name, value))
         return cls(tuple(conditions), language, system_language)
 
     def to_json(self) -> list[Any]:
@@ -149,17 +125,9 @@ class SyncFilter:
                     state = lookup((ITEM, key[1], preferred))
                     if state is not None and not state.deleted:
                         return False
-            return all(_holds(condition, change) for condition in conditions)
+            return all(holds(condition, change) for condition in conditions)
 
         return accept
-
-
-def _holds(condition: Condition, change: Change) -> bool:
-    prop, operator, values = condition
-    actual = change.type if prop == "system.type" else change.collection
-    if operator in ("eq", "in"):
-        return actual in values
-    return actual not in values
 
 
 @dataclass(frozen=True)
@@ -218,16 +186,7 @@ def _seal(payload: bytes) -> bytes:
     return hmac.new(_TOKEN_SEAL, payload, "sha256").hexdigest()[:20].encode("ascii")
 
 
-def _parse_int(request: Request, name: str, default: int, high: int) -> int:
-    value = request.param(name)
-    if value is None:
-        return default
-    if not (value.isascii() and value.isdigit()) or int(value) > high:
-        raise _bad_request(f"The '{name}' parameter must be an integer from 0 to {high}.")
-    return int(value)
-
-
-class KontentAPI:
+class KontentAPI(DeliveryAPI):
     """Answers Delivery and Sync requests for one project; safe from many server threads."""
 
     def __init__(
@@ -248,20 +207,16 @@ class KontentAPI:
         request_id = uuid.uuid4().hex[:16]
         try:
             response = self._serve_with_faults(self._route(request), request, request_id)
-        except _HttpError as error:
+        except HttpError as error:
             response = self._error(error, request_id)
         response.headers.append(("X-Request-Id", request_id))  # the body's request_id, too
         return response
 
     @staticmethod
-    def _json(body: bytes, headers: list[tuple[str, str]] | None = None) -> Response:
-        return Response(200, body, [("Content-Type", MEDIA_TYPE), *(headers or [])])
-
-    @staticmethod
-    def _error(error: _HttpError, request_id: str) -> Response:
+    def _error(error: HttpError, request_id: str) -> Response:
         body: dict[str, Any] = {"message": error.message, "request_id": request_id}
         body.update(error_code=error.error_code, specific_code=0)
-        return Response(error.status, _dump(body), [("Content-Type", MEDIA_TYPE)])
+        return Response(error.status, dump(body), [("Content-Type", MEDIA_TYPE)])
 
     def _authorized(self, request: Request) -> bool:
         if not self._keys:
@@ -279,10 +234,10 @@ class KontentAPI:
         if v2:
             parts = parts[1:]
         if not parts:
-            raise _HttpError(404, _NOT_FOUND["route"], "The requested resource was not found.")
+            raise HttpError(404, NOT_FOUND["route"], "The requested resource was not found.")
         if parts[0] != self.project.environment_id:
             message = f"The environment with the ID '{parts[0]}' does not exist."
-            raise _HttpError(404, _NOT_FOUND["environment"], message)
+            raise HttpError(404, NOT_FOUND["environment"], message)
         rest = tuple(parts[1:])
         handler: Callable[[Request], Response] | None
         if rest == ("sync", "init"):
@@ -292,30 +247,12 @@ class KontentAPI:
         else:
             handler, method = None if v2 else self._delivery_handler(rest), "GET"
         if handler is None:
-            raise _HttpError(404, _NOT_FOUND["route"], "The requested resource was not found.")
+            raise HttpError(404, NOT_FOUND["route"], "The requested resource was not found.")
         if request.method != method and not (method == "GET" and request.method == "HEAD"):
-            raise _HttpError(405, _BAD_REQUEST, f"Use {method} for this resource.")
+            raise HttpError(405, BAD_REQUEST, f"Use {method} for this resource.")
         if not self._authorized(request):
-            raise _HttpError(401, _UNAUTHORIZED, _UNAUTHORIZED_MESSAGE)
+            raise HttpError(401, UNAUTHORIZED, _UNAUTHORIZED_MESSAGE)
         return handler
-
-    def _delivery_handler(self, rest: tuple[str, ...]) -> Callable[[Request], Response] | None:
-        if rest == ("items",):
-            return self._items
-        if rest == ("items-feed",):
-            return self._items_feed
-        if len(rest) == 2 and rest[0] == "items":
-            return lambda request: self._item(request, rest[1])
-        if rest == ("languages",):
-            return lambda request: self._listing(request, LANGUAGE, "languages")
-        if rest == ("types",):
-            return lambda request: self._listing(request, TYPE, "types")
-        if rest == ("taxonomies",):
-            return lambda request: self._listing(request, TAXONOMY, "taxonomies")
-        if len(rest) == 2 and rest[0] in ("types", "taxonomies"):
-            kind = TYPE if rest[0] == "types" else TAXONOMY
-            return lambda request: self._one(kind, rest[1])
-        return None
 
     def _serve_with_faults(
         self, handler: Callable[[Request], Response], request: Request, request_id: str
@@ -326,169 +263,29 @@ class KontentAPI:
         fault = self.faults.take()
         if fault is not None and fault.kind is FaultKind.SERVER_ERROR:
             message = "The service is temporarily unavailable. Please retry the request."
-            return self._error(_HttpError(fault.status, 0, message), request_id)
+            return self._error(HttpError(fault.status, 0, message), request_id)
         if fault is not None and fault.kind is FaultKind.RATE_LIMIT:
             message = f"API rate limit exceeded. Please retry the request in {fault.reset} seconds."
-            response = self._error(_HttpError(429, 0, message), request_id)
+            response = self._error(HttpError(429, 0, message), request_id)
             response.headers.append(("Retry-After", str(fault.reset)))
             return response
         try:
             response = handler(request)
-        except _HttpError as error:
+        except HttpError as error:
             response = self._error(error, request_id)
         return spoil(response, fault, _MALFORMED_BODY)
 
-    # -- Delivery ----------------------------------------------------------------------------
+    # -- items-feed continuations: tokens of the Sync API's kind ------------------------------
 
-    def _served(self, request: Request) -> tuple[str, list[tuple[str, Change]]]:
-        """(language, variants) a listing serves: fallbacks resolved, then filters applied."""
-        unknown = sorted(
-            name
-            for name in request.query
-            if name not in _DELIVERY_PARAMS and _FILTER_PARAM.match(name) is None
-            and _SELECT_PARAM.match(name) is None
-        )
-        if unknown:
-            raise _bad_request(f"The query parameters {unknown} are not supported by the emulator.")
-        project = self.project
-        language = request.param("language") or project.default_language
-        known = {item.codename for item in project.languages()}
-        system_language = request.param("system.language")
-        for name in (language, system_language):
-            if name is not None and name not in known:
-                raise _bad_request(f"The language '{name}' does not exist.")
-        conditions = SyncFilter.from_query(
-            {name: values for name, values in request.query.items() if _FILTER_PARAM.match(name)},
-            known,
-        ).conditions
-        selected = self._selected(request)
-        served = [
-            (item_id, change)
-            for item_id, change in project.delivered_items(language, fallbacks=True)
-            if (system_language is None or change.language == system_language)
-            and all(_holds(condition, change) for condition in conditions)
-            and (selected is None or item_id in selected)
-        ]
-        return language, served
+    def _feed_cursor(self, raw: str) -> str:
+        cursor = self._honoured(self._decode(raw, FEED)).after.get(ITEM)
+        if cursor is None:
+            raise HttpError(400, TOKEN_ERROR, _TOKEN_MESSAGE % "is malformed")
+        return cursor[1]
 
-    def _selected(self, request: Request) -> set[str] | None:
-        """Item ids named by ``system.id``/``system.codename`` selectors; None: all."""
-        selected: set[str] | None = None
-        for name, values in request.query.items():
-            match = _SELECT_PARAM.match(name)
-            if match is None:
-                continue
-            wanted = {part.strip() for part in values[-1].split(",") if part.strip()}
-            if match.group(1) == "codename":
-                wanted = {i for i in map(self.project.item_id, wanted) if i is not None}
-            selected = wanted if selected is None else selected & wanted
-        return selected
-
-    def _items(self, request: Request) -> Response:
-        language, served = self._served(request)
-        skip = _parse_int(request, "skip", 0, 1_000_000_000)
-        limit = _parse_int(request, "limit", 0, MAX_PAGE_SIZE)
-        depth = _parse_int(request, "depth", 1, 100)
-        window = served[skip : skip + limit] if limit else served[skip:]
-        more = limit > 0 and skip + limit < len(served)
-        next_page = ""
-        if more:
-            query = {name: values[-1] for name, values in request.query.items()}
-            query["skip"] = str(skip + limit)
-            next_page = f"{request.base_url}{request.path}?{urlencode(query)}"
-        pagination: dict[str, Any] = {"skip": skip, "limit": limit, "count": len(window)}
-        pagination["next_page"] = next_page
-        if (request.param("includeTotalCount") or "").lower() == "true":
-            pagination["total_count"] = len(served)
-        bodies = [change.body for _, change in window]
-        linked = self._linked(bodies, language, depth)
-        body = b'{"items":[%s],"modular_content":%s,"pagination":%s}'
-        return self._json(body % (b",".join(bodies), linked, _dump(pagination)))
-
-    def _items_feed(self, request: Request) -> Response:
-        for name in ("skip", "limit", "depth"):
-            if name in request.query:
-                raise _bad_request(f"The items-feed endpoint does not support '{name}'.")
-        _, served = self._served(request)
-        raw = request.headers.get("x-continuation")
-        start = 0
-        if raw:
-            token = self._honoured(self._decode(raw, FEED))
-            cursor = token.after.get(ITEM)
-            if cursor is None:
-                raise _HttpError(400, _TOKEN_ERROR, _TOKEN_MESSAGE % "is malformed")
-            start = next(
-                (i for i, (item_id, _) in enumerate(served) if item_id > cursor[1]), len(served)
-            )
-        page = served[start : start + self.page_size]
-        headers = []
-        if start + self.page_size < len(served):
-            last = page[-1][0]
-            generation, environment = self.faults.token_generation, self.project.environment_id
-            follow = Continuation(FEED, generation, environment, after={ITEM: (ITEM, last, "")})
-            headers.append(("X-Continuation", follow.encode()))
-        body = b'{"items":[%s],"modular_content":{}}' % b",".join(c.body for _, c in page)
-        return self._json(body, headers)
-
-    def _item(self, request: Request, codename: str) -> Response:
-        unknown = sorted(set(request.query) - {"language", "system.language", "depth"})
-        if unknown:
-            raise _bad_request(f"The query parameters {unknown} are not supported here.")
-        project = self.project
-        language = request.param("language") or project.default_language
-        system_language = request.param("system.language")
-        if language not in {item.codename for item in project.languages()}:
-            raise _bad_request(f"The language '{language}' does not exist.")
-        depth = _parse_int(request, "depth", 1, 100)
-        item_id = project.item_id(codename)
-        change = None if item_id is None else project.resolve(item_id, language, fallbacks=True)
-        if change is None or system_language not in (None, change.language):
-            message = f"The requested content item '{codename}' was not found."
-            raise _HttpError(404, _NOT_FOUND[ITEM], message)
-        linked = self._linked([change.body], language, depth)
-        return self._json(b'{"item":' + change.body + b',"modular_content":' + linked + b"}")
-
-    def _linked(self, bodies: list[bytes], language: str, depth: int) -> bytes:
-        """``modular_content``: items linked from these, ``depth`` levels deep, by codename."""
-        found: dict[str, bytes] = {}
-        frontier = bodies
-        for _ in range(depth):
-            wanted: list[str] = []
-            for body in frontier:
-                for element in json.loads(body).get("elements", {}).values():
-                    if element["type"] == "modular_content":
-                        wanted.extend(element["value"])
-                    elif element["type"] == "rich_text":
-                        wanted.extend(element.get("modular_content", []))
-            frontier = []
-            for codename in dict.fromkeys(wanted):
-                item_id = self.project.item_id(codename)
-                if item_id is None or codename in found:
-                    continue
-                change = self.project.resolve(item_id, language, fallbacks=True)
-                if change is not None:
-                    found[codename] = change.body
-                    frontier.append(change.body)
-        return b"{" + b",".join(_dump(name) + b":" + body for name, body in found.items()) + b"}"
-
-    def _listing(self, request: Request, kind: str, name: str) -> Response:
-        everything = [change.body for change in self.project.current(kind)]
-        skip = _parse_int(request, "skip", 0, 1_000_000_000)
-        limit = _parse_int(request, "limit", 0, MAX_PAGE_SIZE)
-        window = everything[skip : skip + limit] if limit else everything[skip:]
-        next_page = ""
-        if limit and skip + limit < len(everything):
-            next_page = f"{request.base_url}{request.path}?skip={skip + limit}&limit={limit}"
-        pagination = {"skip": skip, "limit": limit, "count": len(window), "next_page": next_page}
-        body = b'{"%s":[%s],"pagination":%s}'
-        return self._json(body % (name.encode(), b",".join(window), _dump(pagination)))
-
-    def _one(self, kind: str, codename: str) -> Response:
-        for change in self.project.current(kind):
-            if json.loads(change.system)["codename"] == codename:
-                return self._json(change.body)
-        what = "content type" if kind == TYPE else "taxonomy group"
-        raise _HttpError(404, _NOT_FOUND[kind], f"The requested {what} '{codename}' was not found.")
+    def _feed_token(self, last: str) -> str:
+        generation, environment = self.faults.token_generation, self.project.environment_id
+        return Continuation(FEED, generation, environment, after={ITEM: (ITEM, last, "")}).encode()
 
     # -- Sync --------------------------------------------------------------------------------
 
@@ -505,38 +302,38 @@ class KontentAPI:
 
     def _init_v2(self, request: Request) -> Response:
         if request.query:
-            raise _bad_request("Sync API v2 initialization takes no parameters.")
+            raise bad_request("Sync API v2 initialization takes no parameters.")
         token = self._fresh(SYNC_V2, SyncFilter())
         body = b'{"items":[],"types":[],"languages":[],"taxonomies":[]}'
         return self._json(body, [("X-Continuation", token.encode())])
 
     def _continuation(self, request: Request, api: str) -> Continuation:
         if request.query:
-            raise _bad_request("Sync requests take no query parameters; filters belong to init.")
+            raise bad_request("Sync requests take no query parameters; filters belong to init.")
         raw = request.headers.get("x-continuation")
         if not raw:
             message = "The 'X-Continuation' request header is missing; initialize a sync first."
-            raise _HttpError(400, _TOKEN_ERROR, message)
+            raise HttpError(400, TOKEN_ERROR, message)
         token = self._honoured(self._decode(raw, api))
         anchor = token.at if token.at is not None else token.since
         if anchor > self.project.head:  # not issued by this project's history
-            raise _HttpError(400, _TOKEN_ERROR, _TOKEN_MESSAGE % "is invalid or expired")
+            raise HttpError(400, TOKEN_ERROR, _TOKEN_MESSAGE % "is invalid or expired")
         return token
 
     def _honoured(self, token: Continuation) -> Continuation:
         """``token`` unless the faults refuse it: sync and items-feed continuations alike."""
         if self.faults.reject_tokens or token.generation != self.faults.token_generation:
-            raise _HttpError(400, _TOKEN_ERROR, _TOKEN_MESSAGE % "is invalid or expired")
+            raise HttpError(400, TOKEN_ERROR, _TOKEN_MESSAGE % "is invalid or expired")
         return token
 
     def _decode(self, raw: str, api: str) -> Continuation:
         try:
             token = Continuation.decode(raw)
         except TokenError as exc:
-            raise _HttpError(400, _TOKEN_ERROR, _TOKEN_MESSAGE % "is malformed") from exc
+            raise HttpError(400, TOKEN_ERROR, _TOKEN_MESSAGE % "is malformed") from exc
         if token.api != api or token.environment != self.project.environment_id:
             message = _TOKEN_MESSAGE % "belongs to another API or environment"
-            raise _HttpError(400, _TOKEN_ERROR, message)
+            raise HttpError(400, TOKEN_ERROR, message)
         return token
 
     def _round(
@@ -598,7 +395,3 @@ class KontentAPI:
             ]
             arrays.append(b'"%s":[%s]' % (name, b",".join(entries)))
         return self._json(b"{" + b",".join(arrays) + b"}", [("X-Continuation", follow.encode())])
-
-
-def _dump(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -212,6 +212,16 @@ class Space:
                 "fields": normalized,
             }
 
+    def delete_content_type(self, content_type_id: str) -> None:
+        """Delete a content type that no entry uses any more (Contentful refuses otherwise)."""
+        with self._lock:
+            if content_type_id not in self._content_types:
+                raise KeyError(f"no content type {content_type_id!r}")
+            if any(key[0] == ENTRY and record[0] == content_type_id
+                   for key, record in self._records.items()):
+                raise ValueError(f"content type {content_type_id!r} still has entries")
+            del self._content_types[content_type_id]
+
     def content_types(self) -> list[dict[str, Any]]:
         """Every content type as the CDA renders it (deep copies)."""
         with self._lock:

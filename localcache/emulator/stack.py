@@ -6,7 +6,9 @@ this model keeps one record per (kind, uid, locale) and one event history per su
 ``content_type_deleted`` event per deleted content type.  The locale of a key is where the record
 is published (``publish_details.locale``).  A locale published by fallback carries another
 language's content, and its ``data.locale`` names that language (``content_locale=``), as a live
-recording of the CDA shows; unpublish and delete items name the published locale.
+recording of the CDA shows; unpublish and delete items name the published locale.  Content type
+definitions (what the CDA's ``GET /v3/content_types`` lists) are kept by uid; publishing under
+a type never defined gives it Contentstack's default definition (the title field).
 
 Every mutation takes the one lock, appends an event to a global log stamped with a sequence
 number, and renders the event's sync item to bytes right away.  The protocol module
@@ -152,7 +154,8 @@ class Stack:
         self._history: dict[Key, tuple[Event, ...]] = {}
         self._records: dict[Key, _Record] = {}
         self._entry_types: dict[str, tuple[str, int]] = {}  # uid -> (content type, locales)
-        self._content_types: set[str] = set()
+        # uid -> the definition as the CDA's content types endpoint renders it
+        self._content_types: dict[str, dict[str, Any]] = {}
         self._last_ms = 0
 
 
@@ -200,7 +203,8 @@ class Stack:
                 count = current[1] if current is not None else 0
                 self._entry_types[uid] = (content_type_uid, count + 1)
             self._records[key] = (content_type_uid, version, created, True)
-            self._content_types.add(content_type_uid)
+            if content_type_uid not in self._content_types:  # Contentstack needs one: a default
+                self._define(content_type_uid, None, None, "title", "", stamp)
             data = (
                 f'{head},"locale":{_json(content_locale or locale)},"uid":{_json(uid)},'
                 f'"created_by":"{self.user_uid}","updated_by":"{self.user_uid}",'
@@ -279,7 +283,7 @@ class Stack:
         with self._lock:
             if content_type_uid not in self._content_types:
                 raise KeyError(f"no content type {content_type_uid!r}")
-            self._content_types.discard(content_type_uid)
+            del self._content_types[content_type_uid]
             stamp, ms = self._stamp(at)
             doomed = sorted(
                 key
@@ -300,7 +304,59 @@ class Stack:
                 "{}",
             )
 
+    def add_content_type(
+        self,
+        uid: str,
+        title: str | None = None,
+        schema: Iterable[Mapping[str, Any]] | None = None,
+        *,
+        title_field: str = "title",
+        description: str = "",
+        at: datetime | None = None,
+    ) -> None:
+        """Define (or redefine, bumping its ``_version``) a content type, as the CDA's
+        ``GET /v3/content_types`` lists it.
+
+        ``schema`` fields need ``uid`` and ``data_type`` (``display_name`` defaults to the uid);
+        the default is the title field every Contentstack content type has. ``title_field``
+        (``options.title``) names the field that titles entries. Publishing an entry under a
+        type never defined defines this default."""
+        if not uid or uid == ASSETS_UID:
+            raise ValueError(f"invalid content type uid {uid!r}")
+        fields = None if schema is None else [json.loads(_json(dict(f))) for f in schema]
+        for field in fields or []:
+            if not field.get("uid") or not field.get("data_type"):
+                raise ValueError(f"content type {uid!r}: a field needs 'uid' and 'data_type'")
+            field.setdefault("display_name", field["uid"])
+        if fields is not None and title_field not in [f["uid"] for f in fields]:
+            raise ValueError(f"content type {uid!r}: title field {title_field!r} is not in "
+                             "its schema")
+        with self._lock:
+            stamp, _ = self._stamp(at)
+            self._define(uid, title, fields, title_field, description, stamp)
+
     # -- mutation helpers (call with the lock held unless noted) -----------------------------
+
+    def _define(self, uid: str, title: str | None, schema: list[dict[str, Any]] | None,
+                title_field: str, description: str, stamp: str) -> None:
+        previous = self._content_types.get(uid)
+        self._content_types[uid] = {
+            "created_at": previous["created_at"] if previous else stamp,
+            "updated_at": stamp,
+            "title": title or uid.replace("_", " ").capitalize(),
+            "uid": uid,
+            "_version": previous["_version"] + 1 if previous else 1,
+            "inbuilt_class": False,
+            "schema": schema if schema is not None else [{
+                "display_name": "Title", "uid": "title", "data_type": "text",
+                "mandatory": True, "unique": True, "multiple": False,
+                "non_localizable": False, "field_metadata": {"_default": True}}],
+            "last_activity": {},
+            "maintain_revisions": True,
+            "description": description,
+            "options": {"is_page": False, "singleton": False, "title": title_field,
+                        "sub_title": []},
+        }
 
     def _check(self, uid: str, locale: str, content_locale: str | None = None) -> None:
         """Reject what the CMA would refuse, so a test's mistake surfaces at its source."""
@@ -396,9 +452,16 @@ class Stack:
 
     @property
     def content_types(self) -> list[str]:
-        """Content types entries were published under and that were not deleted since."""
+        """Content types defined (or that entries were published under) and not deleted
+        since."""
         with self._lock:
             return sorted(self._content_types)
+
+    def content_type_definitions(self) -> list[dict[str, Any]]:
+        """Every content type as the CDA renders it, by uid (deep copies)."""
+        with self._lock:
+            found = [self._content_types[uid] for uid in sorted(self._content_types)]
+            return json.loads(_json(found))  # type: ignore[no-any-return]
 
     @property
     def head(self) -> int:

@@ -23,15 +23,17 @@ from ..errors import (
     TokenRejectedError,
 )
 from ..model import (
+    ContentTypeInfo,
     ContinuationToken,
     Delta,
+    FieldInfo,
     LocaleInfo,
     Page,
     PageSource,
     RecordType,
     StoreScope,
 )
-from .base import require_text
+from .base import listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url, parse_float_header
 from .wire import decode_json_object, is_text
 
@@ -41,6 +43,7 @@ log = logging.getLogger("localcache.contentful")
 
 DELIVERY_URL = "https://cdn.contentful.com"
 PREVIEW_URL = "https://preview.contentful.com"
+CONTENT_TYPES_LIMIT = 1000  # the most a CDA collection request returns
 SYNC_TYPES = ("all", "Entry", "Asset", "Deletion", "DeletedEntry", "DeletedAsset")
 _RECORD_TYPES: dict[str, tuple[RecordType, bool]] = {
     "Entry": ("Entry", False), "Asset": ("Asset", False),
@@ -149,6 +152,35 @@ class Contentful:
             )
         return locales
 
+    def fetch_content_types(self) -> list[ContentTypeInfo] | None:
+        """Every content type, through ``/content_types`` paged by ``skip``/``limit``/``total``."""
+        types: dict[str, ContentTypeInfo] = {}
+        while True:
+            params = {"skip": str(len(types)), "limit": str(CONTENT_TYPES_LIMIT)}
+            try:
+                response = self._get("/content_types", params, what="content types request")
+            except SyncError as exc:
+                if not listing_unavailable(exc):
+                    raise
+                log.warning("%s; keeping the content types stored", exc)
+                return None
+            found, total = self.parse_content_types(response)
+            before = len(types)
+            types.update((info.id, info) for info in found)
+            if len(types) >= total or len(types) == before:
+                return list(types.values())
+
+    @staticmethod
+    def parse_content_types(response: HttpResponse) -> tuple[list[ContentTypeInfo], int]:
+        """One ``/content_types`` page: its definitions, and the collection's ``total``."""
+        body = decode_json_object(response, what="content types response").data
+        items, total = body.get("items"), body.get("total")
+        if not isinstance(items, list):
+            raise PageError("content types response has no 'items' array",
+                            status=response.status)
+        found = [_content_type(item) for item in items]
+        return found, total if isinstance(total, int) else len(found)
+
     def pages(self, token: ContinuationToken | None) -> Iterator[Page]:
         number = 0
         while True:
@@ -240,6 +272,31 @@ class Contentful:
         )
         return Page(number=number, deltas=deltas, next_token=token, skipped=skipped,
                     source=source)
+
+
+def _content_type(item: Any) -> ContentTypeInfo:
+    """A CDA content type: ``sys.id``, ``name``, ``displayField``, ``fields[]`` (id, name,
+    type, localized, required). Omitted fields are left out, as the CDA leaves them out of
+    entries."""
+    sys = item.get("sys") if isinstance(item, dict) else None
+    type_id = sys.get("id") if isinstance(sys, dict) else None
+    if not isinstance(sys, dict) or not is_text(type_id) or not type_id:
+        raise PageError("content types response holds a content type without sys.id")
+    fields = item.get("fields", [])
+    if not isinstance(fields, list) or not all(
+            isinstance(f, dict) and is_text(f.get("id")) and f.get("id") for f in fields):
+        raise PageError(f"content type {type_id!r} has fields without an 'id'")
+    display = item.get("displayField")
+    updated = sys.get("updatedAt")
+    return ContentTypeInfo(
+        id=type_id, name=str(item.get("name") or ""),
+        display_field=display if is_text(display) and display else None,
+        fields=tuple(FieldInfo(id=f["id"], name=str(f.get("name") or ""),
+                               type=str(f.get("type") or ""),
+                               localized=bool(f.get("localized", False)),
+                               required=bool(f.get("required", False)))
+                     for f in fields if not f.get("omitted")),
+        updated_at=updated if is_text(updated) else None, raw=item)
 
 
 def _token_from_url(url: Any, number: int) -> str:

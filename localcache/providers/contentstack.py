@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..errors import (
@@ -27,8 +27,17 @@ from ..errors import (
     SyncError,
     TokenRejectedError,
 )
-from ..model import ContinuationToken, Delta, LocaleInfo, Page, RecordType, StoreScope
-from .base import require_text
+from ..model import (
+    ContentTypeInfo,
+    ContinuationToken,
+    Delta,
+    FieldInfo,
+    LocaleInfo,
+    Page,
+    RecordType,
+    StoreScope,
+)
+from .base import check_fallbacks, listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
 from .wire import decode_json_object, is_text
 
@@ -53,6 +62,7 @@ SYSTEM_KEYS = frozenset({"uid", "locale", "_version", "publish_details", "create
                          "updated_at", "created_by", "updated_by", "ACL", "_in_progress",
                          "_rules", "_metadata"})
 TOKEN_REJECTED = 141
+CONTENT_TYPES_LIMIT = 100  # the most a CDA content types request returns
 
 
 class Contentstack:
@@ -74,6 +84,7 @@ class Contentstack:
         start_from: str | None = None,
         sync_type: str | None = None,
         default_locale: str = "en-us",
+        fallbacks: Mapping[str, str] | None = None,
         http: HttpPolicy | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
@@ -93,6 +104,7 @@ class Contentstack:
         self.environment = environment
         self.branch = branch
         self.default_locale = default_locale
+        self.fallbacks = check_fallbacks(fallbacks, "Contentstack")
         self._filters = {key: value for key, value in (
             ("content_type_uid", content_type_uid), ("locale", locale),
             ("start_from", start_from), ("type", sync_type)) if value}
@@ -117,7 +129,37 @@ class Contentstack:
         self._http.close()
 
     def fetch_locales(self) -> list[LocaleInfo] | None:
-        return None  # the delivery API lists none: the store learns the codes items carry
+        # The CDA lists no languages (only the Management API does, with fallback_locale):
+        # the store learns the codes items carry, with the fallbacks the app passed.
+        return None
+
+    def locale_fallbacks(self) -> dict[str, str]:
+        """Locale code -> the code it falls back to, as the app passed them (``fallbacks=``);
+        the engine stores them with the codes it learns from the items."""
+        return dict(self.fallbacks)
+
+    def fetch_content_types(self) -> list[ContentTypeInfo] | None:
+        """Every content type, through the CDA's ``GET /v3/content_types``, paged by
+        ``skip``/``limit`` with ``include_count``."""
+        types: dict[str, ContentTypeInfo] = {}
+        while True:
+            what = "content types request"
+            response = self._http.request(
+                "GET", f"{self.base_url}/v3/content_types", what=what,
+                params={"environment": self.environment, "include_count": "true",
+                        "skip": str(len(types)), "limit": str(CONTENT_TYPES_LIMIT)})
+            if response.status >= 300:
+                error = self._error(response, what, None)
+                if not listing_unavailable(error):
+                    raise error
+                log.warning("%s; keeping the content types stored", error)
+                return None
+            found, count = parse_content_types(response)
+            before = len(types)
+            types.update((info.id, info) for info in found)
+            if len(types) == before or len(found) < CONTENT_TYPES_LIMIT or (
+                    count is not None and len(types) >= count):
+                return list(types.values())
 
     def pages(self, token: ContinuationToken | None) -> Iterator[Page]:
         number = 0
@@ -203,7 +245,9 @@ def _parse_item(item: Any, number: int, position: int, default_locale: str) -> D
         if not is_text(content_type) or not content_type:
             raise PageError(f"{where}: content_type_deleted names no content_type_uid",
                             page=number)
-        return Delta("Entry", "", True, content_type=content_type, whole_type=True)
+        event_at = item.get("event_at")
+        return Delta("Entry", "", True, content_type=content_type, whole_type=True,
+                     updated_at=event_at if is_text(event_at) else None)
     record_type: RecordType = "Asset" if kind.startswith("asset_") else "Entry"
     if record_type == "Entry" and (not is_text(content_type) or not content_type):
         raise PageError(f"{where}: {kind} has no content_type_uid", page=number)
@@ -233,6 +277,42 @@ def _parse_item(item: Any, number: int, position: int, default_locale: str) -> D
     return Delta(record_type, uid, False, document={"fields": fields, "vendor": data},
                  content_type=ct, revision=version, created_at=created, updated_at=updated,
                  locale=locale)
+
+
+def parse_content_types(response: HttpResponse) -> tuple[list[ContentTypeInfo], int | None]:
+    """One CDA content types page: its definitions, and ``count`` when included."""
+    body = decode_json_object(response, what="content types response").data
+    items, count = body.get("content_types"), body.get("count")
+    if not isinstance(items, list):
+        raise PageError("content types response has no 'content_types' array",
+                        status=response.status)
+    return ([_content_type(item) for item in items],
+            count if isinstance(count, int) and not isinstance(count, bool) else None)
+
+
+def _content_type(item: Any) -> ContentTypeInfo:
+    """A CDA content type: ``uid``, ``title``, ``schema[]`` (uid, display_name, data_type,
+    mandatory, non_localizable). The display field is the title field ``options.title``
+    names, else the ``title`` field every Contentstack entry has."""
+    uid = item.get("uid") if isinstance(item, dict) else None
+    if not is_text(uid) or not uid:
+        raise PageError("content types response holds a content type without a 'uid'")
+    schema = item.get("schema", [])
+    if not isinstance(schema, list) or not all(
+            isinstance(f, dict) and is_text(f.get("uid")) and f.get("uid") for f in schema):
+        raise PageError(f"content type {uid!r} has a schema field without a 'uid'")
+    fields = tuple(FieldInfo(id=f["uid"], name=str(f.get("display_name") or ""),
+                             type=str(f.get("data_type") or ""),
+                             localized=not f.get("non_localizable", False),
+                             required=bool(f.get("mandatory", False))) for f in schema)
+    options = item.get("options")
+    title = options.get("title") if isinstance(options, dict) else None
+    ids = [f.id for f in fields]
+    display = title if is_text(title) and title in ids else ("title" if "title" in ids else None)
+    updated = item.get("updated_at")
+    return ContentTypeInfo(id=uid, name=str(item.get("title") or ""), display_field=display,
+                           fields=fields, updated_at=updated if is_text(updated) else None,
+                           raw=item)
 
 
 def _item_locale(kind: str, content_locale: Any, details: Any) -> Any:

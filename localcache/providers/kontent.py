@@ -34,8 +34,16 @@ from ..errors import (
     SyncError,
     TokenRejectedError,
 )
-from ..model import ContinuationToken, Delta, LocaleInfo, Page, StoreScope
-from .base import require_text
+from ..model import (
+    ContentTypeInfo,
+    ContinuationToken,
+    Delta,
+    FieldInfo,
+    LocaleInfo,
+    Page,
+    StoreScope,
+)
+from .base import check_fallbacks, listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
 from .wire import decode_json_object, is_text
 
@@ -47,6 +55,8 @@ DELIVERY_URL = "https://deliver.kontent.ai"
 PREVIEW_URL = "https://preview-deliver.kontent.ai"
 CONTINUATION = "X-Continuation"
 V2_PAGE_FULL = 100
+TYPES_LIMIT = 1000  # content types per /types request
+DEFAULT_LANGUAGE_ID = "00000000-0000-0000-0000-000000000000"
 _LANGUAGE_FILTERS = ("language", "system.language")
 _V1_FILTERS = ("system.type", "system.collection", *_LANGUAGE_FILTERS)
 _OPERATORS = ("", "[eq]", "[neq]", "[in]", "[nin]")
@@ -67,6 +77,7 @@ class Kontent:
         base_url: str | None = None,
         *,
         filters: Mapping[str, str] | None = None,
+        fallbacks: Mapping[str, str] | None = None,
         http: HttpPolicy | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
@@ -85,6 +96,7 @@ class Kontent:
                     f"unsupported sync filter {key!r}: Sync API v1 takes system.type and "
                     "system.collection with =, [eq], [neq], [in] or [nin], language and "
                     "system.language with =; v2 none")
+        self.fallbacks = check_fallbacks(fallbacks, "Kontent")
         self.environment_id = environment_id
         self.preview = preview
         self.api_version = api_version
@@ -131,6 +143,10 @@ class Kontent:
         return SyncError(text, **args)
 
     def fetch_locales(self) -> list[LocaleInfo] | None:
+        """The languages from ``/languages``: the default one is Kontent.ai's default
+        language id (else the first listed). Delivery lists no fallbacks: a language falls
+        back to what ``fallbacks=`` names, else to the default language, as Delivery does
+        for a language whose fallback nobody changed."""
         try:
             response = self._call("GET", f"/{self._env}/languages", "languages request")
         except SyncError as exc:
@@ -147,11 +163,48 @@ class Kontent:
             code = system.get("codename") if isinstance(system, dict) else None
             if not isinstance(system, dict) or not is_text(code) or not code:
                 raise PageError("languages response holds a language without a codename")
-            default = system.get("id") == "00000000-0000-0000-0000-000000000000" or (
-                position == 0)
+            default = system.get("id") == DEFAULT_LANGUAGE_ID or position == 0
             locales.append(LocaleInfo(code=code, name=str(system.get("name") or ""),
                                       default=default and not any(x.default for x in locales)))
-        return locales
+        return self._with_fallbacks(locales)
+
+    def _with_fallbacks(self, locales: list[LocaleInfo]) -> list[LocaleInfo]:
+        """Each language's fallback: what ``fallbacks=`` names, else the default language."""
+        default = next((loc.code for loc in locales if loc.default), None)
+        listed = {loc.code for loc in locales}
+        unknown = sorted({code for pair in self.fallbacks.items() for code in pair} - listed)
+        if unknown:
+            log.warning("fallbacks name languages %s that /languages does not list; a chain "
+                        "ends at them", ", ".join(unknown))
+        return [LocaleInfo(code=loc.code, name=loc.name, default=loc.default,
+                           fallback=self.fallbacks.get(
+                               loc.code, None if loc.default else default),
+                           optional=loc.optional) for loc in locales]
+
+    def fetch_content_types(self) -> list[ContentTypeInfo] | None:
+        """Every content type from Delivery ``/types``, paged by ``skip``/``limit`` while
+        ``pagination.next_page`` says more follow."""
+        types: dict[str, ContentTypeInfo] = {}
+        while True:
+            try:
+                response = self._call("GET", f"/{self._env}/types", "content types request",
+                                      params={"skip": str(len(types)),
+                                              "limit": str(TYPES_LIMIT)})
+            except SyncError as exc:
+                if not listing_unavailable(exc):
+                    raise
+                log.warning("%s; keeping the content types stored", exc)
+                return None
+            body = decode_json_object(response, what="content types response").data
+            listed = body.get("types")
+            if not isinstance(listed, list):
+                raise PageError("content types response has no 'types' array")
+            before = len(types)
+            types.update((info.id, info) for info in map(_content_type, listed))
+            pagination = body.get("pagination")
+            following = pagination.get("next_page") if isinstance(pagination, dict) else None
+            if not following or len(types) == before:
+                return list(types.values())
 
     def pages(self, token: ContinuationToken | None) -> Iterator[Page]:
         if token is None:
@@ -237,12 +290,16 @@ class Kontent:
                                   continuation=current.value, token=current)
             body = decode_json_object(response, what=what, page=number).data
             following = response.headers.get(CONTINUATION) or current.value
+            changed: list[ContentTypeInfo] = []
+            deleted: list[str] = []
             if self.api_version == 1:
                 deltas, more = self._v1_page(body, number)
             else:
                 deltas, more = self._v2_page(body, number, current)
+                changed, deleted = self._type_changes(body["types"], number)
             current = ContinuationToken(following, "page" if more else "sync")
-            yield Page(number=number, deltas=deltas, next_token=current)
+            yield Page(number=number, deltas=deltas, next_token=current,
+                       content_types=changed, deleted_content_types=deleted)
             if not more:
                 return
 
@@ -287,6 +344,38 @@ class Kontent:
                 deltas.append(_variant({"system": system}, number, position, deleted=True))
         return deltas, any(len(a) >= V2_PAGE_FULL for a in arrays.values())
 
+    def _type_changes(self, entries: list[Any],
+                      number: int) -> tuple[list[ContentTypeInfo], list[str]]:
+        """v2's ``types`` array: the definitions of changed types (from Delivery
+        ``/types/{codename}``, in the page, so they commit with its token) and the codenames
+        of deleted ones. A changed type already gone from Delivery counts as deleted."""
+        changed: list[ContentTypeInfo] = []
+        deleted: list[str] = []
+        for position, entry in enumerate(entries):
+            change = entry.get("change_type") if isinstance(entry, dict) else None
+            data = entry.get("data") if isinstance(entry, dict) else None
+            system = data.get("system") if isinstance(data, dict) else None
+            codename = system.get("codename") if isinstance(system, dict) else None
+            if change not in ("changed", "deleted") or not is_text(codename) or not codename:
+                raise PageError(f"sync page {number}, type {position}: not a changed or "
+                                "deleted type with a system.codename", page=number)
+            found = self._fetch_type(codename, number) if change == "changed" else None
+            if found is None:
+                deleted.append(codename)
+            else:
+                changed.append(found)
+        return changed, deleted
+
+    def _fetch_type(self, codename: str, number: int) -> ContentTypeInfo | None:
+        what = f"content type {codename!r} of sync page {number}"
+        try:
+            response = self._call("GET", f"/{self._env}/types/{quote(codename, safe='')}", what)
+        except SyncError as exc:
+            if exc.status != 404:
+                raise
+            return None
+        return _content_type(decode_json_object(response, what=what, page=number).data)
+
     def _fetch_changed(self, systems: list[dict[str, Any]],
                        number: int) -> dict[tuple[Any, Any], dict[str, Any]]:
         """The changed variants' content from the Delivery API: one request per language
@@ -312,6 +401,29 @@ class Kontent:
                 if isinstance(meta, dict):
                     found[(meta.get("codename"), meta.get("language"))] = item
         return found
+
+
+def _content_type(item: Any) -> ContentTypeInfo:
+    """A Delivery content type: ``system.codename``/``name`` and ``elements`` {codename:
+    {type, name}}. Kontent.ai has no per-element localization flag: every element is
+    localized. The display field is the text element ``title`` when there is one, else the
+    first text element (an item's own name is ``system.name``, outside the elements)."""
+    system = item.get("system") if isinstance(item, dict) else None
+    codename = system.get("codename") if isinstance(system, dict) else None
+    if not isinstance(system, dict) or not is_text(codename) or not codename:
+        raise PageError("content types response holds a type without system.codename")
+    elements = item.get("elements", {})
+    if not isinstance(elements, dict) or not all(isinstance(e, dict) for e in elements.values()):
+        raise PageError(f"content type {codename!r} has elements that are not objects")
+    fields = tuple(FieldInfo(id=name, name=str(element.get("name") or ""),
+                             type=str(element.get("type") or ""))
+                   for name, element in elements.items())
+    texts = [f.id for f in fields if f.type == "text"]
+    modified = system.get("last_modified")
+    return ContentTypeInfo(
+        id=codename, name=str(system.get("name") or ""),
+        display_field="title" if "title" in texts else (texts[0] if texts else None),
+        fields=fields, updated_at=modified if is_text(modified) else None, raw=item)
 
 
 def _variant(item: Any, number: int, position: int, *, deleted: bool = False) -> Delta:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError, PageError
-from ..model import ContinuationToken, LocaleInfo, Page, StoreScope
+from ..model import ContentTypeInfo, ContinuationToken, LocaleInfo, Page, StoreScope
 from .contentful import Contentful
 from .http import HttpResponse
 
@@ -69,6 +69,9 @@ class RecordedPages:
             return None  # the store learns the codes the pages use
         return Contentful.parse_locales(
             HttpResponse(200, _JSON, self._locales_file.read_bytes(), None))
+
+    def fetch_content_types(self) -> list[ContentTypeInfo] | None:
+        return None  # recordings hold sync pages only: the store keeps what it has
 
     def pages(self, token: ContinuationToken | None) -> Iterator[Page]:
         number = 0

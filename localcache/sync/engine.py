@@ -15,15 +15,20 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from .. import signals
 from ..errors import LocalCacheError, SyncError, TokenRejectedError
-from ..model import ContinuationToken, Delta, LocaleInfo, Page
+from ..model import ContentTypeInfo, ContinuationToken, Delta, LocaleInfo, Page
 from ..providers.base import Provider
 from ..store.apply import LIVE, SHADOW, PageChanges, RecordChange, Tables, apply_deltas
+from ..store.content_types import (
+    delete_content_type,
+    replace_content_types,
+    upsert_content_types,
+)
 from ..store.database import Store
 from ..store.merge import merge_deltas
 from ..store.query import LocaleChain, Record, read_asset, read_entry
@@ -112,6 +117,10 @@ class SyncEngine:
         self._locales_written = False
         self._chain = LocaleChain()
         self._reindex = False
+        self._fallbacks: dict[str, str] | None = None
+        self._fallbacks_checked = False
+        self._content_types: list[ContentTypeInfo] | None = None
+        self._content_types_written = False
 
     def run(self, *, full: bool = False) -> SyncResult:
         """One sync. ``full``: a fresh initial sync built beside the live data and swapped in."""
@@ -127,6 +136,11 @@ class SyncEngine:
                 self._start_tally(tally)
                 self._locales = self.provider.fetch_locales()
                 self._locales_written = False
+                self._fallbacks = _provider_fallbacks(self.provider)
+                self._fallbacks_checked = False
+                listing = getattr(self.provider, "fetch_content_types", None)
+                self._content_types = listing() if callable(listing) else None
+                self._content_types_written = False
                 self._chain = LocaleChain.from_locales(
                     self._locales if self._locales is not None else self.store.locales())
                 if full or rebuilding:
@@ -199,6 +213,7 @@ class SyncEngine:
                     with self.store.write():
                         conn = self.store.raw_connection()
                         self._write_locales(page)
+                        self._write_content_types(conn, page)
                         if fresh:
                             clear_shadow(conn)
                             fresh = False
@@ -244,11 +259,45 @@ class SyncEngine:
                 self._locales_written = True
                 self._reindex = self._reindex or before != self._chain
             return
-        codes = _locale_codes(page.deltas)
+        # Codes the app's ``fallbacks=`` names are locales too, even before content uses
+        # them: a chain runs through them.
+        named = self._fallbacks or {}
+        codes = list(dict.fromkeys([*_locale_codes(page.deltas),
+                                    *(code for pair in named.items() for code in pair)]))
         preferred = getattr(self.provider, "default_locale", None)
-        if codes and self.store.learn_locales(codes, preferred):
+        learned = bool(codes) and self.store.learn_locales(codes, preferred)
+        if (learned or not self._fallbacks_checked) and self._fallbacks is not None:
+            self._fallbacks_checked = True
+            learned = self._store_fallbacks() or learned
+        if learned:
             self._chain = LocaleChain.from_locales(self.store.locales())
             self._reindex = True
+
+    def _store_fallbacks(self) -> bool:
+        """Give the learned locales the fallbacks the provider names (``fallbacks=``); in the
+        page's transaction. True when any changed."""
+        named = self._fallbacks or {}
+        stored = self.store.locales()
+        wanted = [replace(loc, fallback=named.get(loc.code)) for loc in stored]
+        if wanted == stored:
+            return False
+        self.store.replace_locales(wanted)
+        return True
+
+    def _write_content_types(self, conn: sqlite3.Connection, page: Page) -> None:
+        """In a page's transaction: the content types listed at the start of the sync (with
+        its first page), then the changes this page reports. A deletion that predates a
+        listed definition's last update is a type deleted and created again: it stays."""
+        if self._content_types is not None and not self._content_types_written:
+            replace_content_types(conn, self._content_types)
+            self._content_types_written = True
+        for delta in page.deltas:
+            if delta.whole_type and delta.content_type:
+                delete_content_type(conn, delta.content_type, delta.updated_at)
+        if page.content_types:
+            upsert_content_types(conn, page.content_types)
+        for type_id in page.deleted_content_types:
+            delete_content_type(conn, type_id)
 
     def _index(self, conn: sqlite3.Connection, changes: PageChanges) -> None:
         """The search rows of what the page changed, in its transaction (after a change of
@@ -266,6 +315,7 @@ class SyncEngine:
         with store.write():
             self._write_locales(page)
             conn = store.raw_connection()
+            self._write_content_types(conn, page)
             changes = _write_page(conn, page, LIVE)
             self._tally_page(conn, changes, tally)
             self._index(conn, changes)
@@ -315,6 +365,13 @@ def _write_page(conn: sqlite3.Connection, page: Page, tables: Tables) -> PageCha
     if any(d.merges for d in page.deltas):
         return merge_deltas(conn, page.deltas, page.number, tables)
     return apply_deltas(conn, page.deltas, page.number, page.source, tables)
+
+
+def _provider_fallbacks(provider: Provider) -> dict[str, str] | None:
+    """The fallbacks a provider stores with the locale codes it learns from content
+    (Contentstack's ``fallbacks=``); None for one that lists its locales or names none."""
+    read = getattr(provider, "locale_fallbacks", None)
+    return dict(read()) if callable(read) else None
 
 
 def _locale_codes(deltas: list[Delta]) -> list[str]:

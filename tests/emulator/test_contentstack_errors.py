@@ -110,8 +110,8 @@ def test_filters_are_refused_with_a_token(client: CsClient, name: str, mode: str
 
 
 def test_unknown_paths_and_methods(emu: Emulator, client: CsClient) -> None:
-    response = client.session.get(f"{emu.base_url}/v3/content_types", timeout=10)
-    assert response.status_code == 404
+    response = client.session.get(f"{emu.base_url}/v3/locales", timeout=10)
+    assert response.status_code == 404  # languages are the Management API's, not the CDA's
     assert client.session.post(client.url, timeout=10).status_code == 405
 
 

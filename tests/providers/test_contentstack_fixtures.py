@@ -26,7 +26,12 @@ class StackReplay(LoopbackServer):
         self.requests: list[dict[str, list[str]]] = []
 
     def answer(self, request: BaseHTTPRequestHandler, method: str) -> None:
-        query = parse_qs(urlsplit(request.path).query)
+        parts = urlsplit(request.path)
+        query = parse_qs(parts.query)
+        if not parts.path.endswith("/stacks/sync"):  # a listing these recordings lack
+            send(request, 404, {"error_message": "not recorded", "error_code": 404},
+                 content_type="application/json; charset=utf-8")
+            return
         self.requests.append(query)
         status, body = 200, self.init
         if (request.headers.get("api_key"), request.headers.get("access_token")) != (
