@@ -5,20 +5,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from ._version import __version__
-from .errors import ConfigurationError, StoreCorruptError
-from .model import LocaleInfo, RecordType
+from .errors import ConfigurationError, SnapshotError, StoreCorruptError
+from .model import LocaleInfo
 from .paths import default_store_path
 from .providers.base import Provider
-from .seeding import announce_seed, seed_store
+from .reading import CacheReads
+from .seeding import Seeding, announce_seed, seed_store
 from .snapshot import SnapshotInfo, create_snapshot
 from .store.database import Store
-from .store.query import LocaleChain, Record, read_asset, read_batch, read_entries, read_entry
+from .store.query import LocaleChain, Record
 from .store.recovery import move_aside
 from .store.stats import store_stats
 from .sync.engine import SyncEngine, SyncResult
@@ -29,16 +29,19 @@ log = logging.getLogger("localcache.cache")
 
 
 def _open_store(path: Path, provider: Provider, snapshot: Path | None,
-                rebuild_if_corrupt: bool) -> tuple[Store, SnapshotInfo | None]:
+                rebuild_if_corrupt: bool) -> tuple[Store, Seeding]:
     """Seed (when a snapshot is given) and open the store.
 
-    With ``rebuild_if_corrupt`` the store is verified, and a damaged one is moved aside (never
-    deleted) to start afresh: from the snapshot when there is one, else by the next sync.
+    A snapshot that cannot be used leaves the store as it was (or, on a first launch, an empty
+    one): the Seeding says why. With ``rebuild_if_corrupt`` the store is verified, and a
+    damaged one is moved aside (never deleted) to start afresh: from the snapshot when there
+    is one, else by the next sync.
     """
 
-    def attempt() -> tuple[Store, SnapshotInfo | None]:
-        seeded = seed_store(path, provider.scope, snapshot) if snapshot is not None else None
-        return Store(path, provider.scope, verify=rebuild_if_corrupt), seeded
+    def attempt() -> tuple[Store, Seeding]:
+        seeding = (seed_store(path, provider.scope, snapshot) if snapshot is not None
+                   else Seeding())
+        return Store(path, provider.scope, verify=rebuild_if_corrupt), seeding
 
     try:
         return attempt()
@@ -50,13 +53,15 @@ def _open_store(path: Path, provider: Provider, snapshot: Path | None,
         return attempt()
 
 
-class Cache:
+class Cache(CacheReads):
     """An on-device store of one space, kept current through the vendor's Sync API.
 
     Constructing a Cache opens (or creates) the store file and does no network I/O; call
     :meth:`sync` for that. With ``snapshot=``, a bundled snapshot seeds a store that does not
-    exist yet (or replaces an older one, see docs/snapshot.md) before it opens.
-    Reads work offline, from any thread, at any time, and always see whole committed pages.
+    exist yet (or replaces an older one, see docs/snapshot.md) before it opens; a snapshot that
+    cannot be used is logged and reported in :attr:`snapshot_error`, and the Cache opens anyway.
+    Reads work offline, from any thread, until :meth:`close`, and always see whole committed
+    pages.
     """
 
     def __init__(
@@ -79,11 +84,13 @@ class Cache:
         self.path = Path(path) if path is not None else default_store_path(
             provider.scope, app_name, app_author)
         self.lock_wait = lock_wait
-        self._store, seeded = _open_store(
+        self._store, seeding = _open_store(
             self.path, provider, Path(snapshot) if snapshot is not None else None,
             rebuild_if_corrupt)
         #: The snapshot installed while opening (first launch or app upgrade), else None.
-        self.seeded: SnapshotInfo | None = seeded
+        self.seeded: SnapshotInfo | None = seeding.installed
+        #: Why the bundled snapshot could not be used (damaged, newer format), else None.
+        self.snapshot_error: SnapshotError | None = seeding.error
         self._chain_lock = threading.Lock()
         self._chain: LocaleChain | None = None
         if self.seeded is not None:
@@ -100,6 +107,7 @@ class Cache:
         cache.lock_wait = 0.0
         cache._store = Store(cache.path, create=False)
         cache.seeded = None
+        cache.snapshot_error = None
         cache._chain_lock = threading.Lock()
         cache._chain = None
         return cache
@@ -119,7 +127,13 @@ class Cache:
         self.close()
 
     def close(self) -> None:
-        """Close this thread's connection and the provider's HTTP session."""
+        """Close every connection to the store, whichever thread opened it, and the provider's
+        HTTP session. The store file, its ``-wal`` and ``-shm`` are released.
+
+        A read or page write under way on another thread is given a few seconds to finish.
+        Afterwards every read, :meth:`sync` and :meth:`create_snapshot` raises StoreError
+        ("the cache is closed"). Calling it again does nothing.
+        """
         self._store.close()
         if self.provider is not None:
             self.provider.close()
@@ -138,6 +152,7 @@ class Cache:
             raise ConfigurationError(
                 f"the cache at {str(self.path)!r} was opened for reading (Cache.open); "
                 "give Cache a provider to sync it")
+        self._store.ensure_open()
         try:
             engine = SyncEngine(self._store, self.provider, self, lock_wait=self.lock_wait)
             return engine.run(full=full)
@@ -146,27 +161,6 @@ class Cache:
                 self._chain = None
 
     # -- reads --------------------------------------------------------------------------------
-
-    def entry(self, entry_id: str) -> Record | None:
-        with self._store.reading():
-            return read_entry(self._store.models, str(entry_id), self._locale_chain())
-
-    def asset(self, asset_id: str) -> Record | None:
-        with self._store.reading():
-            return read_asset(self._store.models, str(asset_id), self._locale_chain())
-
-    def entries(
-        self,
-        content_type: str | None = None,
-        *,
-        ids: list[str] | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[Record]:
-        """Entries in id order, optionally of one content type or with the given ids."""
-        with self._store.reading():
-            return read_entries(self._store.models, self._locale_chain(),
-                                content_type=content_type, ids=ids, limit=limit, offset=offset)
 
     def resolve(self, record: Record, field: str, locale: str | None = None) -> list[Record]:
         """The records a link (or link array) field points to, skipping missing targets."""
@@ -177,28 +171,12 @@ class Cache:
                 out.append(found)
         return out
 
-    def iter_records(self, record_type: RecordType = "Entry", *,
-                     batch: int = 500) -> Iterator[Record]:
-        """Every entry (or ``"Asset"``) in id order, read in batches so memory stays flat."""
-        if record_type not in ("Entry", "Asset"):
-            raise ConfigurationError(
-                f"iter_records takes 'Entry' or 'Asset', not {record_type!r}")
-        chain = self._locale_chain()
-        last: str | None = None
-        while True:
-            with self._store.reading():
-                rows = read_batch(self._store.models, record_type, chain, after=last,
-                                  limit=batch)
-            yield from rows
-            if len(rows) < batch:
-                return
-            last = rows[-1].id
-
     def create_snapshot(self, path: str | Path) -> SnapshotInfo:
         """Write a snapshot of this store to ``path`` for an app to bundle (docs/snapshot.md).
 
         Consistent even while a sync runs: it captures one committed page boundary.
         """
+        self._store.ensure_open()
         return create_snapshot(self.path, Path(path), library_version=__version__)
 
     def locales(self) -> list[LocaleInfo]:

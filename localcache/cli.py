@@ -145,6 +145,9 @@ def _sync(args: argparse.Namespace) -> int:
     provider = _provider(args)
     with Cache(provider, path=args.db, app_name=args.app_name, snapshot=args.snapshot,
                rebuild_if_corrupt=args.rebuild_if_corrupt) as cache:
+        if cache.snapshot_error is not None:
+            print(f"localcache: warning: snapshot not used: {cache.snapshot_error}",
+                  file=sys.stderr)
         progress = _Progress(sys.stderr)
         with signals.sync_progress.connected_to(progress, sender=cache):
             result = cache.sync(full=args.full)

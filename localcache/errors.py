@@ -13,7 +13,8 @@ The whole tree, in one place::
      │    ├── AuthenticationError  the access token was refused (401/403)
      │    ├── TokenRejectedError   the continuation token was refused (needs a fresh sync)
      │    └── PageError            a response could not be understood; nothing of it applied
-     └── SnapshotError             a snapshot could not be created or installed
+     ├── SnapshotError             a snapshot could not be created or installed
+     └── QueryError                a malformed query: unknown operator, bad where/order_by
 
 Foreign errors (requests, sqlite3, json) are mapped to these types where they are caught, in
 ``providers/http.py`` (network), ``providers/`` (wire format) and ``store/`` (SQLite). Messages name
@@ -28,6 +29,7 @@ __all__ = [
     "ConfigurationError",
     "LocalCacheError",
     "PageError",
+    "QueryError",
     "SchemaVersionError",
     "SnapshotError",
     "StoreBusyError",
@@ -108,3 +110,8 @@ class PageError(SyncError):
 
 class SnapshotError(LocalCacheError):
     """A snapshot could not be created, verified or installed."""
+
+
+class QueryError(LocalCacheError):
+    """A read query was malformed: an unknown operator or sys key, a value of the wrong kind,
+    a bad ``order_by`` entry, a negative limit or offset. The message names the key."""

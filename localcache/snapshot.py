@@ -203,8 +203,9 @@ def _read_header(handle: BinaryIO, path: Path) -> tuple[SnapshotInfo, int]:
 def install_snapshot(snapshot: str | Path, target: Path, scope: StoreScope) -> SnapshotInfo:
     """Verify ``snapshot`` and atomically make it the store at ``target``.
 
-    The caller guarantees no connection to ``target`` is open; stale WAL files of a replaced
-    store are removed before the rename, so they can never be replayed onto the new file.
+    The caller guarantees no connection to ``target`` is open; stale WAL files (of a replaced
+    store, or left behind when a store file was deleted) are removed before the rename, so
+    they can never be replayed onto the new file.
     """
     snapshot = Path(snapshot)
     partial = target.with_name(f".{target.name}.seed-{os.getpid()}")

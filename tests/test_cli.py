@@ -204,3 +204,16 @@ def test_emulator_command_serves_a_space_that_syncs(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
     assert proc.returncode == 0
+
+
+def test_sync_with_an_unusable_snapshot_warns_and_syncs(emulator: Any, tmp_path: Path) -> None:
+    from support import article
+
+    emulator.space.publish_entry("e1", "article", article("One"))
+    bad = tmp_path / "content.snap"
+    bad.write_bytes(b"not a snapshot at all" * 10)
+    db = tmp_path / "s.sqlite3"
+    done = run_cli(*sync_args(emulator, db), "--snapshot", str(bad))
+    assert done.returncode == 0, done.stderr
+    assert "warning: snapshot not used" in done.stderr
+    assert "entries +1" in done.stdout

@@ -111,11 +111,10 @@ def test_seeding_sends_signals_so_a_ui_renders_at_once(emulator: Any, tmp_path: 
     assert got["result"].entries.added == 7 and got["result"].pages == 0
 
 
-@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "not a snapshot", "bad format"])
-def test_damaged_snapshot_is_refused_and_leaves_nothing(
-    emulator: Any, tmp_path: Path, damage: str
-) -> None:
-    path, _ = _built(emulator, tmp_path)
+DAMAGES = ["flip a byte", "truncate", "not a snapshot", "bad format"]
+
+
+def _damage(path: Path, damage: str) -> None:
     data = bytearray(path.read_bytes())
     if damage == "flip a byte":
         data[-5000] ^= 0xFF
@@ -123,14 +122,32 @@ def test_damaged_snapshot_is_refused_and_leaves_nothing(
         del data[-8192:]
     elif damage == "not a snapshot":
         data[:5] = b"HELLO"
-    else:
+    else:  # a snapshot from a newer localcache
         data = bytearray(bytes(data).replace(b'"format": 1', b'"format": 9', 1))
     path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_damaged_snapshot_on_first_launch_opens_an_empty_store(
+    emulator: Any, tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing of the snapshot is installed (and no temporary file is left), but the app
+    opens: an empty store, which the next sync fills."""
+    path, _ = _built(emulator, tmp_path)
+    _damage(path, damage)
     user = tmp_path / "user"
     provider = Contentful("testspace", TOKEN, base_url=emulator.base_url)
-    with pytest.raises(SnapshotError, match=str(path)):
-        Cache(provider, path=user / "store.sqlite3", snapshot=path)
-    assert not user.exists() or list(user.iterdir()) == []
+    with caplog.at_level("WARNING", logger="localcache.snapshot"), \
+            Cache(provider, path=user / "store.sqlite3", snapshot=path) as cache:
+        assert isinstance(cache.snapshot_error, SnapshotError)
+        assert str(path) in str(cache.snapshot_error)
+        assert cache.seeded is None
+        assert cache.stats()["entries"] == 0
+        assert [p.name for p in user.iterdir() if p.name.startswith(".")] == []
+        assert str(cache.snapshot_error) in caplog.text
+        result = cache.sync()
+        assert result.initial
+        assert_converged(cache, emulator.space)
 
 
 def test_snapshot_of_another_space_is_refused(emulator: Any, tmp_path: Path) -> None:
@@ -221,3 +238,75 @@ def test_cli_create_info_and_seeded_sync(tmp_path: Path) -> None:
         missing = cli("snapshot", "create", "--db", str(tmp_path / "none.sqlite3"),
                       "--output", str(tmp_path / "x.snap"))
         assert missing.returncode == 1 and "no store at" in missing.stderr
+
+
+# -- a bundled snapshot that cannot be used never stops the app from opening ------------------
+
+
+def _seeded_user(emulator: Any, tmp_path: Path) -> tuple[Path, Path]:
+    """A user's store installed from release 1, and release 2's newer snapshot (due to
+    replace it)."""
+    old_snap, _ = _built(emulator, tmp_path, n=10)
+    user = tmp_path / "user.sqlite3"
+    provider = Contentful("testspace", TOKEN, base_url=emulator.base_url)
+    with Cache(provider, path=user, snapshot=old_snap) as cache:
+        assert cache.seeded is not None and cache.snapshot_error is None
+    _publish(emulator.space, 5, prefix="v2-")
+    with make_cache(emulator, tmp_path / "release2.sqlite3") as release:
+        release.sync()
+        release.create_snapshot(tmp_path / "v2.snap")
+    return user, tmp_path / "v2.snap"
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_damaged_snapshot_on_upgrade_keeps_the_users_store(
+    emulator: Any, tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    user, new_snap = _seeded_user(emulator, tmp_path)
+    _damage(new_snap, damage)                 # "flip a byte" is found only while installing
+    provider = Contentful("testspace", TOKEN, base_url=emulator.base_url)
+    with caplog.at_level("WARNING", logger="localcache.snapshot"), \
+            Cache(provider, path=user, snapshot=new_snap) as cache:
+        assert isinstance(cache.snapshot_error, SnapshotError)
+        assert str(new_snap) in str(cache.snapshot_error)
+        assert cache.seeded is None
+        assert cache.stats()["entries"] == 10                  # release 1's, offline
+        assert cache.entry("s001") is not None
+        assert "keeping the existing store" in caplog.text
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+        cache.sync()
+        assert_converged(cache, emulator.space)
+
+
+def test_usable_snapshot_reports_no_error(emulator: Any, tmp_path: Path) -> None:
+    path, info = _built(emulator, tmp_path, n=3)
+    provider = Contentful("testspace", TOKEN, base_url=emulator.base_url)
+    with Cache(provider, path=tmp_path / "a.sqlite3", snapshot=path) as cache:
+        assert cache.seeded == info and cache.snapshot_error is None
+    with Cache(provider, path=tmp_path / "a.sqlite3", snapshot=path) as cache:
+        assert cache.seeded is None and cache.snapshot_error is None   # kept: not newer
+    with Cache(provider, path=tmp_path / "b.sqlite3") as cache:
+        assert cache.snapshot_error is None
+
+
+@pytest.mark.parametrize("mistake", ["a directory", "no such file"])
+@pytest.mark.parametrize("launch", ["first", "upgrade"])
+def test_snapshot_path_mistakes_still_raise(
+    emulator: Any, tmp_path: Path, mistake: str, launch: str
+) -> None:
+    """A caller's mistake is not a damaged bundle: it raises, on every launch, and creates no
+    store."""
+    target = tmp_path / "user.sqlite3"
+    if launch == "upgrade":
+        with make_cache(emulator, target) as cache:
+            cache.sync()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    snapshot = tmp_path / ("snapshots" if mistake == "a directory" else "missing.snap")
+    if mistake == "a directory":
+        snapshot.mkdir()
+    provider = Contentful("testspace", TOKEN, base_url=emulator.base_url)
+    expected = "is a directory" if mistake == "a directory" else "no snapshot file at"
+    with pytest.raises(SnapshotError, match=expected):
+        Cache(provider, path=target, snapshot=snapshot)
+    after = sorted(p.name for p in tmp_path.iterdir() if p.name != "snapshots")
+    assert after == [n for n in before if n != "snapshots"]

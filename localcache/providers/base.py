@@ -12,7 +12,9 @@ from typing import Any, Protocol, runtime_checkable
 from ..errors import AuthenticationError, ConfigurationError, SyncError
 from ..model import ContentTypeInfo, ContinuationToken, LocaleInfo, Page, StoreScope
 
-__all__ = ["ListsContentTypes", "Provider", "check_fallbacks", "listing_unavailable", "require_text"]
+__all__ = [
+    "ListsContentTypes", "Provider", "check_fallbacks", "listing_unavailable", "require_text",
+]
 
 
 @runtime_checkable

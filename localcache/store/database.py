@@ -1,13 +1,17 @@
 """Opening a store file: version check, connection settings, scope, sync state.
 
 Connections are per thread (peewee's default), so UI threads read while the sync engine writes;
-in WAL mode readers never wait for the writer and always see whole committed pages.
+in WAL mode readers never wait for the writer and always see whole committed pages. Every
+connection opened on any thread is remembered, so :meth:`Store.close` closes them all (the file,
+its ``-wal`` and ``-shm`` are released) and the store refuses to reconnect afterwards.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +26,77 @@ from .schema import BUSY_TIMEOUT_MS, connection_pragmas, migrate, read_header, s
 __all__ = ["Store"]
 
 _SCOPE_KEYS = ("provider", "space", "environment")
+# How long close() lets a read or page write in progress on another thread finish before it
+# interrupts it: long enough for any one page, short enough for an app quitting.
+_CLOSE_GRACE_SECONDS = 5.0
+
+
+def _closed_error(path: Path) -> StoreError:
+    return StoreError(f"cannot use store {str(path)!r}: the cache is closed; "
+                      "open a new Cache to read or sync it")
+
+
+class _TrackedDatabase(SqliteDatabase):
+    """peewee's SqliteDatabase, remembering the connection it opens on every thread.
+
+    peewee keeps connections in thread-locals, where only their own thread can reach them; this
+    registry lets :meth:`shut` close them all, and refuses new ones once shut (a read after
+    close must fail, not quietly reopen the file).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._store_path = path
+        self._registry = threading.Lock()
+        self._connections: set[sqlite3.Connection] = set()
+        self._shut = False
+        super().__init__(str(path), pragmas=connection_pragmas(),
+                         timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._shut:
+            raise _closed_error(self._store_path)
+        conn: sqlite3.Connection = super()._connect()  # type: ignore[misc]
+        with self._registry:
+            if not self._shut:
+                self._connections.add(conn)
+                return conn
+        conn.close()  # shut while this one was opening
+        raise _closed_error(self._store_path)
+
+    def connection(self) -> sqlite3.Connection:
+        if self._shut:  # another thread's peewee state may still hold its closed connection
+            raise _closed_error(self._store_path)
+        conn: sqlite3.Connection = super().connection()  # type: ignore[no-untyped-call]
+        return conn
+
+    def cursor(self, named_cursor: object = None) -> sqlite3.Cursor:
+        if self._shut:
+            raise _closed_error(self._store_path)
+        cursor: sqlite3.Cursor = super().cursor(named_cursor)  # type: ignore[no-untyped-call]
+        return cursor
+
+    def _close(self, conn: sqlite3.Connection) -> None:
+        with self._registry:
+            self._connections.discard(conn)
+        conn.close()
+
+    def interrupt_all(self) -> None:
+        """Abort whatever statement any connection runs (safe from any thread)."""
+        with self._registry:
+            for conn in self._connections:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.interrupt()
+
+    def shut(self) -> None:
+        """Close every connection, whichever thread opened it, and open no more."""
+        with self._registry:
+            self._shut = True
+            connections, self._connections = self._connections, set()
+        for conn in connections:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        # This thread's peewee state would otherwise still hold its closed connection.
+        self.dispose()
 
 
 class Store:
@@ -41,13 +116,11 @@ class Store:
                     f"cannot create the directory for store {str(self.path)!r}: "
                     f"{exc.strerror or exc}"
                 ) from None
-        self.db = SqliteDatabase(
-            str(self.path),
-            pragmas=connection_pragmas(),
-            timeout=BUSY_TIMEOUT_MS / 1000,
-            check_same_thread=False,
-        )
+        self.db = _TrackedDatabase(self.path)
         self.models: BoundModels = bind_models(self.db)
+        self._closed = False
+        self._activity = threading.Condition()
+        self._busy: Counter[int] = Counter()  # thread id -> reads/writes it has under way
         try:
             self.db.connect(reuse_if_open=True)
             migrate(self.db, self.models)
@@ -55,10 +128,10 @@ class Store:
                 self._quick_check()
             self.scope = self._check_scope(scope)
         except (PeeweeException, sqlite3.Error) as exc:
-            self.db.close()
+            self.db.shut()
             raise store_error(self.path, exc) from None
         except BaseException:
-            self.db.close()
+            self.db.shut()
             raise
 
     def __repr__(self) -> str:
@@ -74,21 +147,64 @@ class Store:
     def reading(self) -> Iterator[None]:
         """One read transaction: every query inside sees the same committed state (records
         and the locales they are read with), and SQLite errors become localcache's own."""
-        conn = self.raw_connection()
-        began = not conn.in_transaction
-        try:
-            if began:
-                conn.execute("BEGIN")
-            yield
-        except (PeeweeException, sqlite3.Error) as exc:
-            raise store_error(self.path, exc) from None
-        finally:
-            if began and conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("COMMIT")
+        with self._in_use():
+            conn = self.raw_connection()
+            began = not conn.in_transaction
+            try:
+                if began:
+                    conn.execute("BEGIN")
+                yield
+            except (PeeweeException, sqlite3.Error) as exc:
+                raise self._error(exc) from None
+            finally:
+                if began and not self._closed:
+                    with contextlib.suppress(sqlite3.Error):
+                        if conn.in_transaction:
+                            conn.execute("COMMIT")
+
+    def ensure_open(self) -> None:
+        """Raise StoreError when the store was closed."""
+        if self._closed:
+            raise _closed_error(self.path)
 
     def close(self) -> None:
-        self.db.close()
+        """Close every connection to the file, on every thread; later use raises StoreError.
+
+        A read or page write under way on another thread gets a few seconds to finish (a page
+        commits whole); then it is interrupted, and its thread gets "the cache is closed".
+        Idempotent.
+        """
+        me = threading.get_ident()
+        with self._activity:
+            if self._closed:
+                return
+            self._closed = True
+            finished = self._activity.wait_for(
+                lambda: all(n == 0 or t == me for t, n in self._busy.items()),
+                timeout=_CLOSE_GRACE_SECONDS)
+        if not finished:
+            self.db.interrupt_all()
+        self.db.shut()
+
+    @contextmanager
+    def _in_use(self) -> Iterator[None]:
+        """Count a read or write of this thread, so close() can let it finish first."""
+        me = threading.get_ident()
+        with self._activity:
+            self.ensure_open()
+            self._busy[me] += 1
+        try:
+            yield
+        finally:
+            with self._activity:
+                self._busy[me] -= 1
+                if not self._busy[me]:
+                    del self._busy[me]
+                self._activity.notify_all()
+
+    def _error(self, exc: Exception) -> StoreError:
+        """SQLite's error as localcache's; a closed store says so rather than what broke."""
+        return _closed_error(self.path) if self._closed else store_error(self.path, exc)
 
     # -- sync state ---------------------------------------------------------------------------
 
@@ -130,28 +246,28 @@ class Store:
     def write(self) -> Iterator[None]:
         """One BEGIN IMMEDIATE transaction: the write lock is taken up front, so a page never
         fails half-way on a lock, and readers keep seeing the last committed page meanwhile."""
-        conn = self.raw_connection()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise store_error(self.path, exc) from None
-        try:
-            yield
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            # SQLite may already have rolled back (SQLITE_FULL does): roll back only what is
-            # still open, so the original error is the one reported.
-            if conn.in_transaction:
+        with self._in_use():
+            conn = self.raw_connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+            try:
+                yield
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                # SQLite may already have rolled back (SQLITE_FULL does): roll back only what
+                # is still open, so the original error is the one reported.
                 with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            if isinstance(exc, (PeeweeException, sqlite3.Error)):
-                raise store_error(self.path, exc) from None
-            raise
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                if isinstance(exc, (PeeweeException, sqlite3.Error)):
+                    raise self._error(exc) from None
+                raise
 
     def raw_connection(self) -> sqlite3.Connection:
         """The calling thread's sqlite3 connection, for the hot path's executemany."""
-        conn: sqlite3.Connection = self.db.connection()  # type: ignore[no-untyped-call]
-        return conn
+        return self.db.connection()
 
     # -- locales ------------------------------------------------------------------------------
 

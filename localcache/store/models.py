@@ -70,7 +70,8 @@ def bind_models(db: Database) -> BoundModels:
     class EntryRecord(AssetRecord):
         """An asset's columns, and the content type an entry is of."""
 
-        content_type = TextField(index=True)
+        # Indexed by (content_type, id), made by the schema's migrations (store/schema.py).
+        content_type = TextField()
 
         class Meta:
             table_name = "entries"

@@ -6,7 +6,13 @@ connection *before* anything could write: a file from a newer localcache is refu
 byte for byte as it was, because even switching it to WAL would alter it.
 
 Migrations are steps ``version -> version + 1``, each run inside one transaction; version 0 is
-an empty file.
+an empty file. Each step makes the schema of its version, so an old file and a new one end
+up alike:
+
+- 1: the tables, the triggers deriving links and entry types, an index on content_type;
+- 2: lists of a content type page through ``(content_type, id)``, an index that covers the
+  default order, instead of sorting the whole type for every page (issue 10); the shadow
+  table's content_type index, which nothing reads, is gone.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ __all__ = [
     "read_header",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x4C434348  # "LCCH"
 # Measured with benchmarks/page_size.py (20k records of ~1.5 KB): 8 KiB pages write 20% faster
 # than 4 KiB and make a smaller file; 16 KiB wrote 3% faster still but read 12% slower.
@@ -146,13 +152,31 @@ def store_error(path: Path, exc: Exception) -> StoreError:
     return StoreError(f"{where}: {text}")
 
 
+# Version 1's content_type indexes, by the names peewee gave them; version 2 drops them.
+_V1_INDEXES = {
+    "entryrecord_content_type": 'CREATE INDEX "entryrecord_content_type" '
+                                'ON "entries" ("content_type")',
+    "rebuildentry_content_type": 'CREATE INDEX "rebuildentry_content_type" '
+                                 'ON "rebuild_entries" ("content_type")',
+}
+
+
 def _create_v1(db: Database, models: BoundModels) -> None:
     db.create_tables(models.all())
-    for statement in _TRIGGERS:
+    for statement in [*_TRIGGERS, *_V1_INDEXES.values()]:
         _sql(db, statement)
 
 
-MIGRATIONS: dict[int, Callable[[Database, BoundModels], None]] = {0: _create_v1}
+def _upgrade_v2(db: Database, models: BoundModels) -> None:
+    for name in _V1_INDEXES:
+        _sql(db, f'DROP INDEX IF EXISTS "{name}"')
+    _sql(db, "CREATE INDEX IF NOT EXISTS entries_content_type_id ON entries (content_type, id)")
+
+
+MIGRATIONS: dict[int, Callable[[Database, BoundModels], None]] = {
+    0: _create_v1,
+    1: _upgrade_v2,
+}
 
 
 def _sql(db: Database, statement: str) -> Any:

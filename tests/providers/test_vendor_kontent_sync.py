@@ -61,7 +61,8 @@ def test_a_refused_feed_continuation_rebuilds_without_full(tmp_path: Path, versi
         result = cache.sync()                   # a plain sync recovers: no full=True
         assert result.initial
         # The stored continuation was refused, and the first load started over from an init.
-        assert [name for name in later if name not in ("languages", "types")][:2] == ["items-feed", "init"]
+        listed = [name for name in later if name not in ("languages", "types")]
+        assert listed[:2] == ["items-feed", "init"]
         assert _stored(cache) == _published(project)
         _publish(project, 0, "es-ES", "later")
         assert not cache.sync().initial         # the rebuilt store syncs deltas again

@@ -129,3 +129,28 @@ def test_a_read_sees_one_committed_state(store_path: Path) -> None:
             other.close()
     finally:
         store.close()
+
+
+def deleted(entry_id: str) -> dict[str, Any]:
+    return {"sys": {"type": "DeletedEntry", "id": entry_id, "revision": 2,
+                    "createdAt": "2024-01-01T00:00:00.000Z",
+                    "updatedAt": "2024-01-05T00:00:00.000Z",
+                    "deletedAt": "2024-01-05T00:00:00.000Z"}}
+
+
+def test_net_counts_over_a_multi_page_delta(store_path: Path) -> None:
+    """Z stored before; one delta adds X and W and updates Z on page 1, then deletes X and Z
+    on page 2: net, W was added, Z deleted, and X (absent at both ends) counts nowhere."""
+    initial = page([entry("z", "zed", 1)], "t1")
+    first = {"sys": {"type": "Array"},
+             "items": [entry("x", "ex", 1), entry("w", "double", 1), entry("z", "zed 2", 2)],
+             "nextPageUrl": f"{BASE}?sync_token=t2"}
+    second = page([deleted("x"), deleted("z")], "t3")
+    with ReplayServer([initial, first, second]) as server, \
+            open_cache(server, store_path) as cache:
+        cache.sync()
+        result = cache.sync()
+        assert (result.entries.added, result.entries.updated, result.entries.deleted) == \
+            (1, 0, 1)
+        assert result.pages == 2
+        assert [r.id for r in cache.entries()] == ["w"]

@@ -1,0 +1,164 @@
+"""Schema version 1 → 2: a store (or a bundled snapshot) written by the previous localcache
+upgrades on open and ends exactly like a new store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from localcache import Cache, Contentful
+from localcache.model import StoreScope
+from localcache.snapshot import create_snapshot
+from localcache.store import schema
+from localcache.store.database import Store
+
+SCOPE = StoreScope("contentful", "space1", "master")
+
+# Version 1 as localcache 0.1 wrote it (sqlite_master of a new store, verbatim).
+_LINKS = """
+    INSERT INTO links (source_id, field, locale, position, target_type, target_id)
+    SELECT NEW.id, f.key, l.key, 0, json_extract(l.value, '$.sys.linkType'),
+           json_extract(l.value, '$.sys.id')
+      FROM json_each(NEW.raw, '$.fields') AS f, json_each(f.value) AS l
+     WHERE f.type = 'object' AND l.type = 'object'
+       AND json_extract(l.value, '$.sys.type') = 'Link'
+    UNION ALL
+    SELECT NEW.id, f.key, l.key, a.key, json_extract(a.value, '$.sys.linkType'),
+           json_extract(a.value, '$.sys.id')
+      FROM json_each(NEW.raw, '$.fields') AS f, json_each(f.value) AS l, json_each(l.value) AS a
+     WHERE f.type = 'object' AND l.type = 'array' AND a.type = 'object'
+       AND json_extract(a.value, '$.sys.type') = 'Link';
+"""
+_TYPE = ("INSERT INTO entry_types (id, content_type) VALUES (NEW.id, NEW.content_type) "
+         "ON CONFLICT(id) DO UPDATE SET content_type = excluded.content_type;")
+_RECORD = ('"id" TEXT NOT NULL PRIMARY KEY, "revision" INTEGER NOT NULL, "created_at" TEXT, '
+           '"updated_at" TEXT, "raw" TEXT NOT NULL, "fields" TEXT GENERATED ALWAYS AS '
+           "(json_extract(raw, '$.fields')) VIRTUAL")
+V1_SCHEMA = [
+    f'CREATE TABLE "assets" ({_RECORD})',
+    f'CREATE TABLE "entries" ({_RECORD}, "content_type" TEXT NOT NULL)',
+    'CREATE INDEX "entryrecord_content_type" ON "entries" ("content_type")',
+    'CREATE TABLE "entry_types" ("id" TEXT NOT NULL PRIMARY KEY, "content_type" TEXT NOT NULL)'
+    " WITHOUT ROWID",
+    'CREATE TABLE "links" ("source_id" TEXT NOT NULL, "field" TEXT NOT NULL, "locale" TEXT NOT '
+    'NULL, "position" INTEGER NOT NULL, "target_type" TEXT NOT NULL, "target_id" TEXT NOT NULL,'
+    ' PRIMARY KEY ("source_id", "field", "locale", "position"), FOREIGN KEY ("source_id") '
+    'REFERENCES "entries" ("id") ON DELETE CASCADE) WITHOUT ROWID',
+    'CREATE INDEX "linkrecord_source_id" ON "links" ("source_id")',
+    'CREATE TABLE "locales" ("code" TEXT NOT NULL PRIMARY KEY, "name" TEXT NOT NULL, '
+    '"is_default" INTEGER NOT NULL, "fallback" TEXT, "optional" INTEGER NOT NULL)',
+    f'CREATE TABLE "rebuild_assets" ({_RECORD})',
+    f'CREATE TABLE "rebuild_entries" ({_RECORD}, "content_type" TEXT NOT NULL)',
+    'CREATE INDEX "rebuildentry_content_type" ON "rebuild_entries" ("content_type")',
+    'CREATE TABLE "sync_state" ("key" TEXT NOT NULL PRIMARY KEY, "value" TEXT)',
+    "CREATE TRIGGER entries_after_insert AFTER INSERT ON entries BEGIN " + _TYPE + _LINKS
+    + " END",
+    "CREATE TRIGGER entries_after_update AFTER UPDATE OF raw, content_type ON entries BEGIN "
+    + _TYPE + "DELETE FROM links WHERE source_id = OLD.id;" + _LINKS + " END",
+]
+
+
+def _document(entry_id: str, content_type: str, title: str, link: str | None) -> str:
+    fields: dict[str, object] = {"title": {"en-US": title}}
+    if link:
+        fields["next"] = {"en-US": {"sys": {"type": "Link", "linkType": "Entry", "id": link}}}
+    return json.dumps({"sys": {"id": entry_id, "type": "Entry", "revision": 1,
+                               "createdAt": "2024-01-01T00:00:00.000Z",
+                               "updatedAt": "2024-01-02T00:00:00.000Z",
+                               "contentType": {"sys": {"id": content_type}}},
+                       "fields": fields})
+
+
+def make_v1_store(path: Path, entries: int = 12) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA page_size = 8192")
+    conn.execute("PRAGMA journal_mode = wal")
+    conn.execute("BEGIN")
+    for statement in V1_SCHEMA:
+        conn.execute(statement)
+    conn.execute("INSERT INTO locales VALUES ('en-US', 'English', 1, NULL, 0)")
+    conn.executemany("INSERT INTO sync_state VALUES (?, ?)", [
+        ("provider", "contentful"), ("space", "space1"), ("environment", "master"),
+        ("token", "tok"), ("token_kind", "sync"), ("last_sync_at", "2024-01-03T00:00:00Z")])
+    for n in range(entries):
+        entry_id = f"e{n:02d}"
+        kind = "article" if n % 3 else "author"
+        conn.execute(
+            "INSERT INTO entries (id, content_type, revision, created_at, updated_at, raw) "
+            "VALUES (?, ?, 1, '2024-01-01T00:00:00.000Z', '2024-01-02T00:00:00.000Z', ?)",
+            (entry_id, kind, _document(entry_id, kind, f"title {n}",
+                                       f"e{n - 1:02d}" if n else None)))
+    conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def _schema(path: Path) -> dict[str, str]:
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return {name: sql for name, sql in conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index', 'trigger')")}
+    finally:
+        conn.close()
+
+
+def test_a_v1_store_upgrades_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite3"
+    make_v1_store(path)
+    assert "entryrecord_content_type" in _schema(path)
+    with Cache.open(path) as cache:
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 2
+        records = cache.entries("article")
+        assert [r.id for r in records] == [f"e{n:02d}" for n in range(12) if n % 3]
+        assert records[0].field("title") == "title 1"
+        assert [r.id for r in cache.resolve(records[1], "next")] == ["e01"]
+        assert cache.count("author") == 4
+        assert [r.id for r in cache.entries("article", limit=2, offset=3)] == ["e05", "e07"]
+        conn = cache._store.raw_connection()
+        plan = [row[3] for row in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM entries WHERE content_type = ? ORDER BY id "
+            "LIMIT 2 OFFSET 3", ("article",))]
+        assert plan == ["SEARCH entries USING COVERING INDEX entries_content_type_id "
+                        "(content_type=?)"]
+    upgraded = _schema(path)
+    assert "entryrecord_content_type" not in upgraded
+    assert "rebuildentry_content_type" not in upgraded
+    assert "entries_content_type_id" in upgraded
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
+
+
+def test_an_upgraded_store_has_the_schema_of_a_new_one(tmp_path: Path) -> None:
+    old, new = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
+    make_v1_store(old, entries=0)
+    Store(old, SCOPE).close()
+    Store(new, SCOPE).close()
+    assert _schema(old).keys() == _schema(new).keys()
+    for name, sql in _schema(new).items():
+        if name.startswith("entries_after_"):
+            continue  # the triggers' text is the same statements, differently spaced
+        assert _schema(old)[name] == sql, name
+
+
+def test_a_v1_snapshot_seeds_an_upgraded_store(tmp_path: Path) -> None:
+    """Snapshots carry the store's schema version inside the database: an app bundling one
+    made by the previous localcache gets a store that upgrades as it opens."""
+    source = tmp_path / "v1.sqlite3"
+    make_v1_store(source)
+    info = create_snapshot(source, tmp_path / "content.snap", library_version="0.1.0")
+    assert info.counts == {"entries": 12, "assets": 0}
+    target = tmp_path / "app" / "store.sqlite3"
+    provider = Contentful("space1", "token", "master", base_url="http://127.0.0.1:9")
+    with Cache(provider, path=target, snapshot=tmp_path / "content.snap") as cache:
+        assert cache.seeded is not None
+        assert cache.stats()["schema_version"] == 2
+        assert cache.count() == 12
+        assert [r.id for r in cache.entries(where={"title": {"match": "TITLE 1"}})] == \
+            ["e01", "e10", "e11"]
+    assert "entries_content_type_id" in _schema(target)
