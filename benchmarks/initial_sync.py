@@ -65,17 +65,26 @@ def floor_client(base_url: str, space: str, environment: str, db: Path) -> dict[
     return {"seconds": time.perf_counter() - started, "pages": pages}
 
 
-def localcache_client(base_url: str, space: str, environment: str, db: Path) -> dict[str, Any]:
+def localcache_client(base_url: str, space: str, environment: str, db: Path,
+                      search: bool = True) -> dict[str, Any]:
     from localcache import Cache, Contentful
 
     started = time.perf_counter()
     provider = Contentful(space, TOKEN, environment, base_url=base_url, limit=LIMIT)
-    with Cache(provider, path=db) as cache:
+    with Cache(provider, path=db, search=search) as cache:
         result = cache.sync()
-    return {"seconds": time.perf_counter() - started, "pages": result.pages}
+    return {"seconds": time.perf_counter() - started, "pages": result.pages,
+            "store_mb": db.stat().st_size / 1e6}
 
 
-CLIENTS = {"floor": floor_client, "localcache": localcache_client}
+def localcache_without_search(base_url: str, space: str, environment: str,
+                              db: Path) -> dict[str, Any]:
+    """The same sync with Cache(..., search=False): what the full-text index costs."""
+    return localcache_client(base_url, space, environment, db, search=False)
+
+
+CLIENTS = {"floor": floor_client, "localcache": localcache_client,
+           "nosearch": localcache_without_search}
 
 
 def run_child(mode: str, base_url: str, space: str, environment: str) -> dict[str, Any]:
@@ -93,6 +102,7 @@ def run_child(mode: str, base_url: str, space: str, environment: str) -> dict[st
             raise SystemExit(f"{mode} client failed with exit code {proc.returncode}")
         figures: dict[str, Any] = json.loads(out)
         figures["peak_rss_mb"] = usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+        figures["cpu_seconds"] = usage.ru_utime + usage.ru_stime
         return figures
 
 
@@ -122,11 +132,13 @@ def bench_size(entries: int, repeat: int) -> dict[str, dict[str, Any]]:
     best: dict[str, dict[str, Any]] = {}
     try:
         for round_ in range(repeat):
-            for mode in ("floor", "localcache"):
+            for mode in ("floor", "localcache", "nosearch"):
                 figures = run_child(mode, info["url"], info["space"], info["environment"])
                 print(f"  run {round_ + 1} {mode:<10} {figures['seconds']:7.2f}s "
-                      f"{figures['pages']:4d} pages  peak RSS {figures['peak_rss_mb']:6.1f} MB",
-                      flush=True)
+                      f"cpu {figures['cpu_seconds']:6.2f}s "
+                      f"{figures['pages']:4d} pages  peak RSS {figures['peak_rss_mb']:6.1f} MB"
+                      + (f"  store {figures['store_mb']:.0f} MB" if "store_mb" in figures
+                         else ""), flush=True)
                 kept = best.get(mode)
                 if kept is None or figures["seconds"] < kept["seconds"]:
                     best[mode] = {**figures, "peak_rss_mb": max(
@@ -166,6 +178,14 @@ def main() -> None:
             f"({floor['pages'] / floor['seconds']:.1f} pages/s), ratio {ratio:.2f} "
             f"(target <= 1.2); peak RSS {ours['peak_rss_mb']:.0f} MB vs floor "
             f"{floor['peak_rss_mb']:.0f} MB, +{rss_delta:.0f} MB (target <= 60)"
+        )
+        bare = best["nosearch"]
+        summary.append(
+            f"{'':>7}  search index: wall {ours['seconds']:.2f}s vs {bare['seconds']:.2f}s "
+            f"without (x{ours['seconds'] / bare['seconds']:.2f}, target <= 1.25), CPU "
+            f"{ours['cpu_seconds']:.2f}s vs {bare['cpu_seconds']:.2f}s "
+            f"(x{ours['cpu_seconds'] / bare['cpu_seconds']:.2f}), store "
+            f"{ours['store_mb']:.0f} MB vs {bare['store_mb']:.0f} MB"
         )
     print("\nSummary")
     for line in summary:

@@ -25,11 +25,12 @@ from .errors import (
     SyncError,
     TokenRejectedError,
 )
-from .model import LocaleInfo
+from .model import ContentTypeInfo, FieldInfo, LocaleInfo
 from .providers.contentful import Contentful
 from .providers.contentstack import Contentstack
 from .providers.http import HttpPolicy
 from .providers.kontent import Kontent
+from .searching import SearchHit
 from .signals import ChangeSet
 from .snapshot import SnapshotInfo
 from .store.query import Record
@@ -43,8 +44,10 @@ __all__ = [
     "Cache",
     "ChangeSet",
     "ConfigurationError",
+    "ContentTypeInfo",
     "Contentful",
     "Contentstack",
+    "FieldInfo",
     "HttpPolicy",
     "Kontent",
     "LocalCacheError",
@@ -53,6 +56,7 @@ __all__ = [
     "QueryError",
     "Record",
     "SchemaVersionError",
+    "SearchHit",
     "SnapshotError",
     "SnapshotInfo",
     "StoreBusyError",

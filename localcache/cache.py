@@ -5,18 +5,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from ._version import __version__
 from .errors import ConfigurationError, SnapshotError, StoreCorruptError
-from .model import LocaleInfo
+from .model import ContentTypeInfo, LocaleInfo
 from .paths import default_store_path
 from .providers.base import Provider
 from .reading import CacheReads
+from .searching import SearchHit, SearchIndex
 from .seeding import Seeding, announce_seed, seed_store
 from .snapshot import SnapshotInfo, create_snapshot
+from .store.content_types import read_content_type, read_content_types
 from .store.database import Store
 from .store.query import LocaleChain, Record
 from .store.recovery import move_aside
@@ -74,6 +77,8 @@ class Cache(CacheReads):
         app_author: str | None = None,
         lock_wait: float = 0.0,
         rebuild_if_corrupt: bool = False,
+        indexes: Mapping[str, Sequence[str]] | None = None,
+        search: bool = True,
     ) -> None:
         if not isinstance(provider, Provider):
             raise ConfigurationError(
@@ -93,6 +98,9 @@ class Cache(CacheReads):
         self.snapshot_error: SnapshotError | None = seeding.error
         self._chain_lock = threading.Lock()
         self._chain: LocaleChain | None = None
+        self._search = SearchIndex(self._store, wanted=search)
+        self._search.prepare(self._locale_chain)
+        self._use_field_indexes(indexes)
         if self.seeded is not None:
             announce_seed(self, self._store, started)
 
@@ -110,6 +118,7 @@ class Cache(CacheReads):
         cache.snapshot_error = None
         cache._chain_lock = threading.Lock()
         cache._chain = None
+        cache._search = SearchIndex(cache._store, wanted=None)
         return cache
 
     def __repr__(self) -> str:
@@ -154,22 +163,43 @@ class Cache(CacheReads):
                 "give Cache a provider to sync it")
         self._store.ensure_open()
         try:
-            engine = SyncEngine(self._store, self.provider, self, lock_wait=self.lock_wait)
+            engine = SyncEngine(self._store, self.provider, self, lock_wait=self.lock_wait,
+                                search=self._search.enabled)
             return engine.run(full=full)
         finally:
             with self._chain_lock:
                 self._chain = None
+            if self._indexes_pending:  # declared hot fields waited for the first locales
+                self._refresh_field_indexes(wait=False)
+
+    # -- search and content types -------------------------------------------------------------
+
+    def search(self, text: str, locale: str | None = None, content_type: str | None = None,
+               limit: int = 20) -> list[SearchHit]:
+        """Entries whose text in ``locale`` (default: the default locale; after fallback, as
+        :meth:`Record.field` shows it) contains every word of ``text``, case-insensitively,
+        best first (bm25). See docs/querying.md. Raises ConfigurationError where search is
+        off (``Cache(..., search=False)``) or the SQLite build has no FTS5."""
+        return self._search.search(text, self._locale_chain(), locale, content_type, limit)
+
+    def content_types(self) -> list[ContentTypeInfo]:
+        """The content type definitions of the space, as the last sync stored them."""
+        with self._store.reading():
+            return read_content_types(self._store.raw_connection())
+
+    def content_type(self, content_type_id: str) -> ContentTypeInfo | None:
+        """One content type definition, or None."""
+        with self._store.reading():
+            return read_content_type(self._store.raw_connection(), str(content_type_id))
 
     # -- reads --------------------------------------------------------------------------------
 
     def resolve(self, record: Record, field: str, locale: str | None = None) -> list[Record]:
-        """The records a link (or link array) field points to, skipping missing targets."""
-        out: list[Record] = []
-        for link_type, target in record.links(field, locale):
-            found = self.entry(target) if link_type == "Entry" else self.asset(target)
-            if found is not None:
-                out.append(found)
-        return out
+        """The records a link (or link array) field points to, skipping missing targets, for
+        every vendor (see :meth:`Record.resolve`), in one read transaction. Works for any
+        record, also one this Cache did not read (a signal's)."""
+        found = self._resolve_links(record.links(field, locale))
+        return [target for target in found if target is not None]
 
     def create_snapshot(self, path: str | Path) -> SnapshotInfo:
         """Write a snapshot of this store to ``path`` for an app to bundle (docs/snapshot.md).
