@@ -21,7 +21,7 @@ from .seeding import Seeding, announce_seed, seed_store
 from .snapshot import SnapshotInfo, create_snapshot
 from .store.content_types import read_content_type, read_content_types
 from .store.database import Store
-from .store.query import LocaleChain, Record
+from .store.query import LocaleChain, Record, chain_for
 from .store.recovery import move_aside
 from .store.stats import store_stats
 from .sync.engine import SyncEngine, SyncResult
@@ -180,7 +180,8 @@ class Cache(CacheReads):
         :meth:`Record.field` shows it) contains every word of ``text``, case-insensitively,
         best first (bm25). See docs/querying.md. Raises ConfigurationError where search is
         off (``Cache(..., search=False)``) or the SQLite build has no FTS5."""
-        return self._search.search(text, self._locale_chain(), locale, content_type, limit)
+        return self._search.search(text, self._locale_chain(), locale, content_type, limit,
+                                   self._link_resolver())
 
     def content_types(self) -> list[ContentTypeInfo]:
         """The content type definitions of the space, as the last sync stored them."""
@@ -222,5 +223,5 @@ class Cache(CacheReads):
             if self._chain is None or self._chain.default is None:
                 # Locales arrive with the first page of the first sync: until then, look again.
                 with self._store.reading():
-                    self._chain = LocaleChain.from_locales(self._store.locales())
+                    self._chain = chain_for(self._store.raw_connection())
             return self._chain

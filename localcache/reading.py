@@ -5,6 +5,10 @@ open :class:`~localcache.store.database.Store`) and ``self._locale_chain()``. Ev
 one read transaction, so what it returns is one committed state; a stream takes one per batch,
 so it never holds the store's WAL back, and its memory stays flat. The SQL and its semantics
 are in ``store/where.py``; docs/querying.md has the user's version, with costs.
+
+Every record returned carries a :class:`_Links` resolver, so ``record.resolve(field)`` works on
+its own: it holds the Cache weakly (a record an app keeps does not keep the Cache alive) and,
+for ``entry(id, include=N)``, the targets read with the record.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from .store.indexes import (
     hot_schema,
     normalize_declaration,
 )
+from .store.links import LinkTarget, referrers
 from .store.query import (
     EntryQuery,
     LocaleChain,
@@ -35,7 +40,10 @@ from .store.query import (
     count_entries,
     entry_query,
     fetch_asset,
+    fetch_entries,
     fetch_entry,
+    fetch_targets,
+    prefetch_links,
     records,
     select_assets,
     select_batch,
@@ -50,6 +58,31 @@ _HOT: weakref.WeakKeyDictionary[Store, tuple[int, HotSchema]] = weakref.WeakKeyD
 
 Where = Mapping[str, Any]
 OrderBy = Sequence[str] | str
+
+MAX_INCLUDE = 10
+
+
+class _Links:
+    """Resolves the links of the records one Cache read returned (see
+    :class:`~localcache.store.query.LinkResolver`). ``known`` holds the targets read with
+    them (``entry(id, include=N)``): a resolution it covers runs no query at all."""
+
+    __slots__ = ("_cache", "_known")
+
+    def __init__(self, cache: CacheReads,
+                 known: dict[LinkTarget, Record | None] | None = None) -> None:
+        self._cache = weakref.ref(cache)
+        self._known = known
+
+    def resolve_links(self, targets: Sequence[LinkTarget]) -> list[Record | None]:
+        known = self._known
+        if known is not None and all(target in known for target in targets):
+            return [known[target] for target in targets]
+        cache = self._cache()
+        if cache is None:
+            raise StoreError("cannot resolve a link: the Cache this record was read from is "
+                             "gone; read the record again from an open Cache")
+        return cache._resolve_links(targets, known)
 
 
 class CacheReads:
@@ -66,17 +99,73 @@ class CacheReads:
 
     # -- one record ---------------------------------------------------------------------------
 
-    def entry(self, entry_id: str) -> Record | None:
-        """The entry with this id, or None."""
+    def entry(self, entry_id: str, include: int = 0) -> Record | None:
+        """The entry with this id, or None.
+
+        ``include=N`` (0 to 10) also reads the records it links to, N levels deep, in the
+        same read transaction: ``record.resolve(field)`` on the entry, or on any record
+        within N - 1 levels of it, then answers without reading the store. Cycles in the
+        links are fine: each record is read once."""
+        if isinstance(include, bool) or not isinstance(include, int) \
+                or not 0 <= include <= MAX_INCLUDE:
+            raise QueryError(f"include must be a whole number from 0 to {MAX_INCLUDE}, "
+                             f"not {include!r}")
         chain = self._locale_chain()
+        if not include:
+            with self._store.reading():
+                return fetch_entry(self._store.raw_connection(), str(entry_id), chain,
+                                   self._link_resolver())
+        known: dict[LinkTarget, Record | None] = {}
+        shared = _Links(self, known)
         with self._store.reading():
-            return fetch_entry(self._store.raw_connection(), str(entry_id), chain)
+            conn = self._store.raw_connection()
+            record = fetch_entry(conn, str(entry_id), chain, shared)
+            if record is not None:
+                prefetch_links(conn, record, include, chain, shared, known)
+        return record
 
     def asset(self, asset_id: str) -> Record | None:
         """The asset with this id, or None."""
         chain = self._locale_chain()
         with self._store.reading():
-            return fetch_asset(self._store.raw_connection(), str(asset_id), chain)
+            return fetch_asset(self._store.raw_connection(), str(asset_id), chain,
+                               self._link_resolver())
+
+    # -- links --------------------------------------------------------------------------------
+
+    def referrers(self, record_id: str) -> list[Record]:
+        """The stored entries whose fields link to the entry or asset with this id (for
+        Kontent.ai, by its codename too), in id order: a reverse lookup in the links
+        table's target index, costing O(referrers)."""
+        chain = self._locale_chain()
+        resolver = self._link_resolver()
+        with self._store.reading():
+            conn = self._store.raw_connection()
+            ids = referrers(conn, [str(record_id)])
+            found = fetch_entries(conn, ids, chain, resolver)
+        return [found[i] for i in ids if i in found]
+
+    def _link_resolver(self) -> _Links:
+        """The resolver of records read without ``include`` (one per Cache)."""
+        resolver: _Links | None = self.__dict__.get("_links")
+        if resolver is None:
+            resolver = self.__dict__["_links"] = _Links(self)
+        return resolver
+
+    def _resolve_links(self, targets: Sequence[LinkTarget],
+                       known: dict[LinkTarget, Record | None] | None = None
+                       ) -> list[Record | None]:
+        """``targets`` as records, None where the store holds none; those in ``known`` (read
+        earlier with an ``include``) are taken from there, the others read now, in one read
+        transaction."""
+        missing = [t for t in targets if known is None or t not in known]
+        chain = self._locale_chain()
+        with self._store.reading():
+            found = fetch_targets(self._store.raw_connection(), missing, chain,
+                                  self._link_resolver())
+        if known is not None:
+            found = {**found, **{t: known[t] for t in targets if t in known}}
+        return [found.get(target) for target in targets]
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -91,7 +180,7 @@ class CacheReads:
                             limit=limit, offset=offset, ids=ids)
         chain = self._prepare_read()
         with self._store.reading():
-            return select_entries(self._context(chain), query)
+            return select_entries(self._context(chain, self._link_resolver()), query)
 
     def count(self, content_type: str | None = None, *, where: Where | None = None,
               locale: str | None = None, ids: Sequence[str] | None = None) -> int:
@@ -127,7 +216,7 @@ class CacheReads:
             with self._store.reading():
                 rows, after = select_batch(self._context(chain), query, after=after,
                                            limit=size, offset=skip)
-            yield from records(rows, "Entry", chain)
+            yield from records(rows, "Entry", chain, self._link_resolver())
             if len(rows) < size:
                 return
             skip = 0
@@ -148,7 +237,7 @@ class CacheReads:
             chain = self._locale_chain()
             with self._store.reading():
                 rows = select_assets(self._store.raw_connection(), after=last, limit=batch)
-            yield from records(rows, "Asset", chain)
+            yield from records(rows, "Asset", chain, self._link_resolver())
             if len(rows) < batch:
                 return
             last = rows[-1][0]
@@ -203,12 +292,12 @@ class CacheReads:
             self._refresh_field_indexes(wait=False)
         return chain
 
-    def _context(self, chain: LocaleChain) -> ReadContext:
+    def _context(self, chain: LocaleChain, resolver: _Links | None = None) -> ReadContext:
         """What a query runs against; inside the read transaction (hot fields are schema)."""
         scope = self._store.scope
         return ReadContext(self._store.raw_connection(),
                            scope.provider if scope is not None else "", chain,
-                           self._hot_schema())
+                           self._hot_schema(), resolver)
 
     def _hot_schema(self) -> HotSchema:
         conn = self._store.raw_connection()

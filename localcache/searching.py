@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from .errors import ConfigurationError, QueryError
 from .store.database import Store
-from .store.query import LocaleChain, Record, fetch_entry
+from .store.query import LinkResolver, LocaleChain, Record, fetch_entry
 from .store.search import drop_index, ensure_index, has_index, rebuild_index, search_rows, snippet
 
 __all__ = ["SearchHit", "SearchIndex"]
@@ -78,7 +78,8 @@ class SearchIndex:
             self.unavailable = reason
 
     def search(self, text: str, locales: LocaleChain, locale: str | None,
-               content_type: str | None, limit: int) -> list[SearchHit]:
+               content_type: str | None, limit: int,
+               resolver: LinkResolver | None = None) -> list[SearchHit]:
         if not self._wanted:
             raise ConfigurationError(
                 "search is turned off for this cache; open it with Cache(..., search=True)")
@@ -102,7 +103,7 @@ class SearchIndex:
             rows = search_rows(conn, text, code, content_type, limit)
             hits = []
             for row in rows:
-                record = fetch_entry(conn, row.id, locales)
+                record = fetch_entry(conn, row.id, locales, resolver)
                 if record is not None:
                     hits.append(SearchHit(row.id, record, row.score, snippet(row.text, text)))
         return hits

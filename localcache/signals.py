@@ -69,7 +69,9 @@ class ChangeSet:
     """What one committed page changed, so a UI refreshes once per batch.
 
     ``content_types`` names every content type touched (added, updated or deleted entries),
-    so a list view can tell whether it must reload.
+    so a list view can tell whether it must reload. ``affected`` lists the stored entries
+    (ids, in id order) whose fields link to a record the page added, updated or deleted, as
+    that commit left them: a row showing a linked image refreshes when the image changes.
     """
 
     page: int
@@ -80,6 +82,7 @@ class ChangeSet:
     assets_updated: tuple[str, ...] = ()
     assets_deleted: tuple[str, ...] = ()
     content_types: frozenset[str] = field(default_factory=frozenset)
+    affected: tuple[str, ...] = ()
 
     @property
     def entries_changed(self) -> tuple[str, ...]:

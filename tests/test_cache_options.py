@@ -8,7 +8,7 @@ from typing import Any
 
 from support import TOKEN, article
 
-from localcache import Cache, ContentTypeInfo, Contentful
+from localcache import Cache, Contentful, ContentTypeInfo
 
 
 def _hot_indexes(path: Path) -> set[str]:

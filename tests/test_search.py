@@ -38,6 +38,7 @@ def test_search_finds_words_ranks_and_highlights(emulator: Any, store_path: Path
         assert sorted(h.id for h in hits) == ["e1", "e2"]
         assert all(h.score > 0 for h in hits) and hits[0].score >= hits[1].score
         assert all(h.record.id == h.id for h in hits)
+        assert hits[0].record.resolve("related") is None  # hits' records resolve on their own
         assert "[Green]" in next(h.snippet for h in hits if h.id == "e1")
         assert [h.id for h in cache.search("GREENHOU")] == ["e2"]  # a word's start, any case
         assert cache.search("eenhouse") == []                        # not inside a word

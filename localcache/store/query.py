@@ -14,11 +14,13 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.scanner import make_scanner
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import QueryError
 from ..model import LocaleInfo, RecordType
+from .content_types import read_content_types
 from .indexes import HotSchema
+from .links import LinkTarget, codename_ids, holds_many, link_targets, links_from
 from .models import BoundModels
 from .where import (
     CASEFOLD_FUNCTION,
@@ -37,19 +39,25 @@ from .where import (
 
 __all__ = [
     "EntryQuery",
+    "LinkResolver",
     "LocaleChain",
     "ReadContext",
     "Record",
+    "chain_for",
     "check_query",
     "count_entries",
     "entries_sql",
     "entry_query",
     "fetch_asset",
+    "fetch_entries",
     "fetch_entry",
+    "fetch_targets",
+    "prefetch_links",
     "read_asset",
     "read_entries",
     "read_entry",
     "records",
+    "resolve_field",
     "select_assets",
     "select_batch",
     "select_entries",
@@ -63,15 +71,19 @@ _scan: Callable[[str, int], tuple[Any, int]] = make_scanner(
 
 @dataclass(frozen=True, slots=True)
 class LocaleChain:
-    """The space's locales: which is the default, and where each one falls back to."""
+    """The space's locales: which is the default, and where each one falls back to; and the
+    fields a content type does not localize (``unlocalized``: content type → field ids),
+    which read the same in every locale (see :meth:`field_chain`)."""
 
     default: str | None = None
     fallbacks: dict[str, str | None] = field(default_factory=dict)
+    unlocalized: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
-    def from_locales(cls, locales: list[LocaleInfo]) -> LocaleChain:
+    def from_locales(cls, locales: list[LocaleInfo],
+                     unlocalized: Mapping[str, frozenset[str]] | None = None) -> LocaleChain:
         default = next((loc.code for loc in locales if loc.default), None)
-        return cls(default, {loc.code: loc.fallback for loc in locales})
+        return cls(default, {loc.code: loc.fallback for loc in locales}, dict(unlocalized or {}))
 
     def chain(self, locale: str | None) -> Iterator[str]:
         """``locale``, then its fallbacks in order (a cycle ends the chain)."""
@@ -81,6 +93,43 @@ class LocaleChain:
             seen.add(code)
             yield code
             code = self.fallbacks.get(code)
+
+    def unlocalized_chain(self, locale: str | None) -> tuple[str, ...]:
+        """The chain of a field its content type does not localize: the default locale's
+        chain, then ``locale``'s. Contentful sends such a field under the default locale only
+        and it reads the same in every locale, as the CDA does; where the default locale has
+        no value (a Contentstack entry published in another locale only), the usual chain."""
+        return tuple(dict.fromkeys([*self.chain(None), *self.chain(locale)]))
+
+    def field_chain(self, content_type: str | None, name: str,
+                    locale: str | None) -> Iterator[str]:
+        """The locales ``record.field(name, locale)`` reads, in order, for an entry of
+        ``content_type``."""
+        fields = self.unlocalized.get(content_type) if content_type is not None else None
+        if fields is not None and name in fields:
+            return iter(self.unlocalized_chain(locale))
+        return self.chain(locale)
+
+
+def chain_for(conn: sqlite3.Connection) -> LocaleChain:
+    """The store's locale chain with its content types' unlocalized fields, read through
+    ``conn`` (in the caller's read transaction, so locales and types are of one state)."""
+    rows = conn.execute("SELECT code, is_default, fallback FROM locales "
+                        "ORDER BY is_default DESC, code").fetchall()
+    default = next((code for code, is_default, _ in rows if is_default), None)
+    unlocalized = {}
+    for info in read_content_types(conn):
+        fields = frozenset(f.id for f in info.fields if not f.localized)
+        if fields:
+            unlocalized[info.id] = fields
+    return LocaleChain(default, {code: fallback for code, _, fallback in rows}, unlocalized)
+
+
+class LinkResolver(Protocol):
+    """What resolves the links of a record: the targets (see ``links.py``) as records, in
+    order, None for each one the store does not hold."""
+
+    def resolve_links(self, targets: Sequence[LinkTarget]) -> list[Record | None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,38 +145,66 @@ class Record:
     fields: dict[str, dict[str, Any]]
     raw: dict[str, Any] = field(repr=False, compare=False)
     locales: LocaleChain = field(default_factory=LocaleChain, repr=False, compare=False)
+    #: What :meth:`resolve` asks; set on every record a Cache reads, None elsewhere.
+    resolver: LinkResolver | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, record_type: RecordType, record_id: str, content_type: str | None,
            revision: int, created_at: str | None, updated_at: str | None,
-           document: dict[str, Any], locales: LocaleChain) -> Record:
+           document: dict[str, Any], locales: LocaleChain,
+           resolver: LinkResolver | None = None) -> Record:
         """A record from its stored document (whose ``fields`` it exposes) and columns."""
         fields = document.get("fields")
         return cls(record_type, record_id, content_type, revision, created_at, updated_at,
-                   fields if isinstance(fields, dict) else {}, document, locales)
+                   fields if isinstance(fields, dict) else {}, document, locales, resolver)
 
     def field(self, name: str, locale: str | None = None, default: Any = None) -> Any:
         """The value of ``name`` in ``locale`` (default: the space's default locale),
-        following the space's fallback chain where the locale has no value."""
+        following the space's fallback chain where the locale has no value. A field the
+        content type does not localize reads from the default locale first, whatever
+        ``locale`` is."""
         by_locale = self.fields.get(name)
         if not isinstance(by_locale, dict):
             return default
-        for code in self.locales.chain(locale):
+        locales = self.locales
+        codes = locales.field_chain(self.content_type, name, locale) if locales.unlocalized \
+            else locales.chain(locale)
+        for code in codes:
             value = by_locale.get(code, _MISSING)
             if value is not _MISSING:
                 return value
         return default
 
-    def links(self, name: str, locale: str | None = None) -> list[tuple[str, str]]:
-        """(link type, target id) pairs of a link or link-array field, after fallback."""
-        value = self.field(name, locale)
-        items = value if isinstance(value, list) else [value]
-        out = []
-        for item in items:
-            sys = item.get("sys") if isinstance(item, dict) else None
-            if isinstance(sys, dict) and sys.get("type") == "Link":
-                out.append((str(sys.get("linkType")), str(sys.get("id"))))
-        return out
+    def links(self, name: str, locale: str | None = None) -> list[LinkTarget]:
+        """(link type, target) pairs of a link or link-array field, after fallback: the type
+        is ``"Entry"`` or ``"Asset"`` with an id, or ``"Codename"`` with a Kontent.ai
+        item's codename."""
+        return link_targets(self.field(name, locale))
+
+    def resolve(self, name: str, locale: str | None = None) -> Record | list[Record] | None:
+        """The record(s) field ``name`` links to in ``locale`` (after fallback), for every
+        vendor: for one link, the record or None (missing, unpublished or deleted); for an
+        array (or a Kontent.ai linked-items or rich-text element), the targets the store
+        holds, in the array's order. A value that holds no link reads as None (an array of
+        none as []). Records a Cache returns resolve on their own; a record built elsewhere
+        (a signal's) raises QueryError: resolve it with ``cache.resolve(record, name)``."""
+        if self.resolver is None:
+            raise QueryError(
+                f"cannot resolve field {name!r} of {self.type} {self.id!r}: this record was "
+                "not read from a Cache (a signal's record, or one built by hand); read it "
+                "with cache.entry(id) or use cache.resolve(record, field)")
+        return resolve_field(self, name, locale, self.resolver)
+
+
+def resolve_field(record: Record, name: str, locale: str | None,
+                  resolver: LinkResolver) -> Record | list[Record] | None:
+    """:meth:`Record.resolve` through ``resolver``."""
+    value = record.field(name, locale)
+    targets = link_targets(value)
+    found = resolver.resolve_links(targets) if targets else []
+    if holds_many(value):
+        return [target for target in found if target is not None]
+    return found[0] if found else None
 
 
 # -- rows to records ----------------------------------------------------------------------------
@@ -145,26 +222,90 @@ def _decode(text: str) -> Any:
         return json.loads(text)
 
 
-def _record(row: Sequence[Any], record_type: RecordType, locales: LocaleChain) -> Record:
+def _record(row: Sequence[Any], record_type: RecordType, locales: LocaleChain,
+            resolver: LinkResolver | None = None) -> Record:
     # The hot path of every read: exact type checks, positional construction.
     document = _decode(row[5])
     if type(document) is not dict:
         document = {}
     fields = document.get("fields")
     return Record(record_type, row[0], row[1], row[2], row[3], row[4],
-                  fields if type(fields) is dict else {}, document, locales)
+                  fields if type(fields) is dict else {}, document, locales, resolver)
 
 
-def fetch_entry(conn: sqlite3.Connection, entry_id: str, locales: LocaleChain) -> Record | None:
+def fetch_entry(conn: sqlite3.Connection, entry_id: str, locales: LocaleChain,
+                resolver: LinkResolver | None = None) -> Record | None:
     row = conn.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries AS e WHERE e.id = ?",
                        (entry_id,)).fetchone()
-    return None if row is None else _record(row, "Entry", locales)
+    return None if row is None else _record(row, "Entry", locales, resolver)
 
 
-def fetch_asset(conn: sqlite3.Connection, asset_id: str, locales: LocaleChain) -> Record | None:
+def fetch_asset(conn: sqlite3.Connection, asset_id: str, locales: LocaleChain,
+                resolver: LinkResolver | None = None) -> Record | None:
     row = conn.execute(f"SELECT {_ASSET_COLUMNS} FROM assets AS e WHERE e.id = ?",
                        (asset_id,)).fetchone()
-    return None if row is None else _record(row, "Asset", locales)
+    return None if row is None else _record(row, "Asset", locales, resolver)
+
+
+_BATCH = 900  # ids bound per statement, under SQLite's oldest limit (999)
+
+
+def fetch_entries(conn: sqlite3.Connection, ids: Sequence[str], locales: LocaleChain,
+                  resolver: LinkResolver | None = None, *,
+                  record_type: RecordType = "Entry") -> dict[str, Record]:
+    """The stored entries (or assets) among ``ids``, by id: batched primary-key lookups."""
+    table, columns = (("entries", _ENTRY_COLUMNS) if record_type == "Entry"
+                      else ("assets", _ASSET_COLUMNS))
+    found: dict[str, Record] = {}
+    wanted = list(dict.fromkeys(ids))
+    for start in range(0, len(wanted), _BATCH):
+        chunk = wanted[start:start + _BATCH]
+        rows = conn.execute(f"SELECT {columns} FROM {table} AS e WHERE e.id IN "
+                            f"({','.join('?' * len(chunk))})", chunk).fetchall()
+        for row in rows:
+            found[row[0]] = _record(row, record_type, locales, resolver)
+    return found
+
+
+def fetch_targets(conn: sqlite3.Connection, targets: Sequence[LinkTarget],
+                  locales: LocaleChain, resolver: LinkResolver | None = None,
+                  known: dict[LinkTarget, Record | None] | None = None
+                  ) -> dict[LinkTarget, Record | None]:
+    """Each link target (``links.py``) as the record the store holds, or None: Kontent.ai
+    codenames through ``entry_codenames``, then one batched lookup per table. Targets
+    already in ``known`` are not read again; the answer (and ``known``, when given) maps
+    every target asked for."""
+    out = known if known is not None else {}
+    wanted = [t for t in dict.fromkeys(targets) if t not in out]
+    ids = codename_ids(conn, [name for kind, name in wanted if kind == "Codename"])
+    keys = {t: (("Entry", ids[t[1]]) if t[1] in ids else None) if t[0] == "Codename" else t
+            for t in wanted}
+    for record_type in ("Entry", "Asset"):
+        missing = [key[1] for key in keys.values()
+                   if key is not None and key[0] == record_type and key not in out]
+        if missing:
+            found = fetch_entries(conn, missing, locales, resolver, record_type=record_type)
+            out.update({(record_type, i): found.get(i) for i in missing})
+    for target, key in keys.items():
+        out[target] = out.get(key) if key is not None else None
+    return out
+
+
+def prefetch_links(conn: sqlite3.Connection, root: Record, depth: int, locales: LocaleChain,
+                   resolver: LinkResolver, known: dict[LinkTarget, Record | None]) -> None:
+    """Read the records ``root`` links to, ``depth`` levels deep, breadth-first, into
+    ``known`` (which ``resolver`` answers from): per level, one lookup of the level's links
+    (every field and locale) and one per table of the targets not read yet. Each record is
+    read once, so cycles end."""
+    known[("Entry", root.id)] = root
+    level = [root.id]
+    for _ in range(depth):
+        if not level:
+            return
+        before = set(known)
+        fetch_targets(conn, links_from(conn, level), locales, resolver, known)
+        level = [key[1] for key, record in known.items()
+                 if key not in before and key[0] == "Entry" and record is not None]
 
 
 def _connection(models: BoundModels) -> sqlite3.Connection:
@@ -242,6 +383,7 @@ class ReadContext:
     provider: str
     locales: LocaleChain
     hot: HotSchema = dataclasses.field(default_factory=HotSchema)
+    resolver: LinkResolver | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,8 +408,14 @@ def _reader(ctx: ReadContext, query: EntryQuery) -> FieldReader:
     scalar_only = None
     if query.content_type is not None:
         scalar_only = _ArrayProbe(ctx.conn, query.content_type, ctx.hot)
+    unlocalized: dict[str, set[str]] = {}
+    for content_type, fields in locales.unlocalized.items():
+        if query.content_type is None or content_type == query.content_type:
+            for field_id in fields:
+                unlocalized.setdefault(field_id, set()).add(content_type)
     return FieldReader(ctx.provider, tuple(locales.chain(query.locale)), ctx.hot.columns,
-                       scalar_only)
+                       scalar_only, {f: frozenset(types) for f, types in unlocalized.items()},
+                       locales.unlocalized_chain(query.locale), query.content_type)
 
 
 class _ArrayProbe:
@@ -392,12 +540,12 @@ def _execute(conn: sqlite3.Connection, statement: Sql) -> sqlite3.Cursor:
 
 
 def records(rows: Sequence[Sequence[Any]], record_type: RecordType,
-            locales: LocaleChain) -> Iterator[Record]:
+            locales: LocaleChain, resolver: LinkResolver | None = None) -> Iterator[Record]:
     """Records of rows, decoded one at a time: a stream whose consumer drops each record keeps
     the garbage collector's young generation small (decoding a whole batch first cost a
     third more time a record at 100k entries)."""
     for row in rows:
-        yield _record(row, record_type, locales)
+        yield _record(row, record_type, locales, resolver)
 
 
 def select_entries(ctx: ReadContext, query: EntryQuery) -> list[Record]:
@@ -415,7 +563,8 @@ def select_entries(ctx: ReadContext, query: EntryQuery) -> list[Record]:
         offset -= block * _STRIDE
     statement = _select(compiled, f"SELECT {_ENTRY_COLUMNS}", after=after, limit=query.limit,
                         offset=offset, hints=_hints(ctx, query, compiled, query.limit))
-    return list(records(_execute(ctx.conn, statement).fetchall(), "Entry", ctx.locales))
+    return list(records(_execute(ctx.conn, statement).fetchall(), "Entry", ctx.locales,
+                        ctx.resolver))
 
 
 # -- a directory for deep pages -----------------------------------------------------------------

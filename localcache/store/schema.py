@@ -13,6 +13,11 @@ up alike:
 - 2: lists of a content type page through ``(content_type, id)``, an index that covers the
   default order, instead of sorting the whole type for every page (issue 10); the shadow
   table's content_type index, which nothing reads, is gone.
+- 3: links for all three vendors (``links.py``: Contentstack references and asset fields,
+  Kontent.ai linked items by codename, with the ``entry_codenames`` index); an index on the
+  link target, so a reverse lookup costs O(referrers); the ``source_id`` index is gone (the
+  primary key starts with it); the content types table is part of the schema. The links and
+  codenames of the entries already stored are derived again.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from typing import Any
 from peewee import Database
 
 from ..errors import SchemaVersionError, StoreCorruptError, StoreError
+from .content_types import CONTENT_TYPES_DDL
+from .links import CODENAME_TRIGGER_SQL, CODENAMES_DDL, LINKS_OF_NEW
 from .models import BoundModels
 
 __all__ = [
@@ -38,7 +45,7 @@ __all__ = [
     "read_header",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x4C434348  # "LCCH"
 # Measured with benchmarks/page_size.py (20k records of ~1.5 KB): 8 KiB pages write 20% faster
 # than 4 KiB and make a smaller file; 16 KiB wrote 3% faster still but read 12% slower.
@@ -105,9 +112,10 @@ def read_header(path: Path) -> FileHeader:
 
 # Links and the id → content type index are derived from each entry's stored document by
 # triggers: SQLite walks the JSON in C while the GIL is free for the next page's fetch, and the
-# derived rows can never disagree with the entry they came from. A link is a Link object as a
-# field's value in a locale, or an element of an array there.
-_LINKS_OF_NEW = """
+# derived rows can never disagree with the entry they came from. Version 1's link is a
+# Contentful Link object as a field's value in a locale, or an element of an array there;
+# version 3 derives every vendor's links (links.py).
+_V1_LINKS_OF_NEW = """
     INSERT INTO links (source_id, field, locale, position, target_type, target_id)
     SELECT NEW.id, f.key, l.key, 0, json_extract(l.value, '$.sys.linkType'),
            json_extract(l.value, '$.sys.id')
@@ -125,12 +133,20 @@ _TYPE_OF_NEW = (
     "INSERT INTO entry_types (id, content_type) VALUES (NEW.id, NEW.content_type) "
     "ON CONFLICT(id) DO UPDATE SET content_type = excluded.content_type;"
 )
-_TRIGGERS = [
-    "CREATE TRIGGER entries_after_insert AFTER INSERT ON entries BEGIN "
-    + _TYPE_OF_NEW + _LINKS_OF_NEW + " END",
-    "CREATE TRIGGER entries_after_update AFTER UPDATE OF raw, content_type ON entries BEGIN "
-    + _TYPE_OF_NEW + "DELETE FROM links WHERE source_id = OLD.id;" + _LINKS_OF_NEW + " END",
-]
+
+
+def _triggers(links_of_new: str) -> list[str]:
+    return [
+        "CREATE TRIGGER entries_after_insert AFTER INSERT ON entries BEGIN "
+        + _TYPE_OF_NEW + links_of_new + " END",
+        "CREATE TRIGGER entries_after_update AFTER UPDATE OF raw, content_type ON entries "
+        "BEGIN " + _TYPE_OF_NEW + "DELETE FROM links WHERE source_id = OLD.id;"
+        + links_of_new + " END",
+    ]
+
+
+_V1_TRIGGERS = _triggers(_V1_LINKS_OF_NEW)
+_V3_TRIGGERS = _triggers(LINKS_OF_NEW + CODENAME_TRIGGER_SQL)
 
 
 def store_error(path: Path, exc: Exception) -> StoreError:
@@ -163,7 +179,7 @@ _V1_INDEXES = {
 
 def _create_v1(db: Database, models: BoundModels) -> None:
     db.create_tables(models.all())
-    for statement in [*_TRIGGERS, *_V1_INDEXES.values()]:
+    for statement in [*_V1_TRIGGERS, *_V1_INDEXES.values()]:
         _sql(db, statement)
 
 
@@ -173,9 +189,27 @@ def _upgrade_v2(db: Database, models: BoundModels) -> None:
     _sql(db, "CREATE INDEX IF NOT EXISTS entries_content_type_id ON entries (content_type, id)")
 
 
+def _upgrade_v3(db: Database, models: BoundModels) -> None:
+    for trigger in ("entries_after_insert", "entries_after_update"):
+        _sql(db, f"DROP TRIGGER IF EXISTS {trigger}")
+    _sql(db, CODENAMES_DDL)
+    _sql(db, "CREATE INDEX IF NOT EXISTS entry_codenames_codename "
+             "ON entry_codenames (codename)")
+    # A links row is found by its target; the index holds the primary key (source_id first)
+    # too, so a reverse lookup never reads the table.
+    _sql(db, "CREATE INDEX IF NOT EXISTS links_target ON links (target_id, target_type)")
+    _sql(db, 'DROP INDEX IF EXISTS "linkrecord_source_id"')
+    _sql(db, CONTENT_TYPES_DDL)
+    for statement in _V3_TRIGGERS:
+        _sql(db, statement)
+    # Derive the stored entries' links and codenames again: the update trigger rewrites them.
+    _sql(db, "UPDATE entries SET raw = raw")
+
+
 MIGRATIONS: dict[int, Callable[[Database, BoundModels], None]] = {
     0: _create_v1,
     1: _upgrade_v2,
+    2: _upgrade_v3,
 }
 
 

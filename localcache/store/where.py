@@ -11,7 +11,9 @@ What a key means (docs/querying.md has the user's version):
   compared as text (their operands must be strings). Any other ``sys.`` key is refused.
 - Any other key is a field id. Its value is exactly what ``record.field(id, locale)`` returns:
   the first locale of the query's chain that holds the field, for Kontent.ai that element's
-  ``value``. JSON null, or no locale holding it, is a *missing* value (SQL NULL).
+  ``value``. JSON null, or no locale holding it, is a *missing* value (SQL NULL). A field its
+  content type does not localize reads the default locale's chain first, whatever the query's
+  locale (``LocaleChain.unlocalized_chain``).
 - ``eq`` (a bare literal), ``in``: true when the value equals the operand, or, when the value is
   an array, when any element does (the Content Delivery API's rule for array fields).
   ``ne``/``nin`` are their negation, so they also match missing values.
@@ -31,7 +33,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..errors import QueryError
@@ -186,15 +188,33 @@ def check_field_id(field: object, what: str) -> str:
     return field
 
 
+def _per_type(types: Collection[str], inside: KeyValue, outside: KeyValue) -> KeyValue:
+    """``inside`` for entries of one of ``types``, else ``outside`` (no index serves it)."""
+    assert inside.located is not None and outside.located is not None
+    of_type = compose("e.content_type IN (SELECT value FROM json_each(",
+                      Param(json.dumps(sorted(types))), "))")
+
+    def either(one: Sql, other: Sql) -> Sql:
+        return compose("(CASE WHEN ", of_type, " THEN ", one, " ELSE ", other, " END)")
+
+    return KeyValue(inside.key, either(inside.value, outside.value),
+                    either(inside.located, outside.located))
+
+
 @dataclass(frozen=True, slots=True)
 class FieldReader:
-    """How one query reads keys: the store's provider, the query's locale chain, and the hot
-    fields' generated columns that exist in the store."""
+    """How one query reads keys: the store's provider, the query's locale chain, the hot
+    fields' generated columns that exist in the store; and the fields some content type of
+    the query does not localize (field id → those types), read in ``unlocalized_chain``
+    (the default locale's chain first) in entries of those types."""
 
     provider: str
     chain: tuple[str, ...]
     hot_columns: frozenset[str] = frozenset()
     scalar_only: Callable[[str], bool] | None = None
+    unlocalized: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    unlocalized_chain: tuple[str, ...] = ()
+    content_type: str | None = None
 
     def value(self, key: object, what: str) -> KeyValue:
         if isinstance(key, str) and key.startswith("sys."):
@@ -204,9 +224,16 @@ class FieldReader:
                                  f"{', '.join(SYS_COLUMNS)}")
             return KeyValue(key, Sql(f"e.{column}"), column="id" if column == "id" else None,
                             arrays=False)
-        field = check_field_id(key, what)
-        return field_value(field, self.chain, self.provider, self.hot_columns,
-                           self.scalar_only)
+        field_id = check_field_id(key, what)
+        types = self.unlocalized.get(field_id)
+        plain = self.chain
+        if types and self.unlocalized_chain != plain:
+            unlocalized = field_value(field_id, self.unlocalized_chain, self.provider,
+                                      self.hot_columns, self.scalar_only)
+            if self.content_type is not None and types == {self.content_type}:
+                return unlocalized
+            return _per_type(types, unlocalized, field_value(field_id, plain, self.provider))
+        return field_value(field_id, plain, self.provider, self.hot_columns, self.scalar_only)
 
 
 # -- where --------------------------------------------------------------------------------------

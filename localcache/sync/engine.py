@@ -30,8 +30,9 @@ from ..store.content_types import (
     upsert_content_types,
 )
 from ..store.database import Store
+from ..store.links import referrers
 from ..store.merge import merge_deltas
-from ..store.query import LocaleChain, Record, read_asset, read_entry
+from ..store.query import LocaleChain, Record, chain_for, read_asset, read_entry
 from ..store.rebuild import clear_shadow, swap_in
 from ..store.search import index_changes, rebuild_index
 from ..store.tally import NetCounts, net_counts, reset_tally, store_is_empty, tally_page
@@ -117,6 +118,8 @@ class SyncEngine:
         self._locales_written = False
         self._chain = LocaleChain()
         self._reindex = False
+        # Whether the page transaction must re-read the chain (locales or types written).
+        self._chain_stale = True
         self._fallbacks: dict[str, str] | None = None
         self._fallbacks_checked = False
         self._content_types: list[ContentTypeInfo] | None = None
@@ -141,8 +144,9 @@ class SyncEngine:
                 listing = getattr(self.provider, "fetch_content_types", None)
                 self._content_types = listing() if callable(listing) else None
                 self._content_types_written = False
-                self._chain = LocaleChain.from_locales(
-                    self._locales if self._locales is not None else self.store.locales())
+                self._chain_stale = True
+                with self.store.reading():  # what the store reads with now
+                    self._chain = chain_for(self.store.raw_connection())
                 if full or rebuilding:
                     self._rebuild(tally, resume=rebuilding and not full)
                 else:
@@ -214,6 +218,7 @@ class SyncEngine:
                         conn = self.store.raw_connection()
                         self._write_locales(page)
                         self._write_content_types(conn, page)
+                        self._refresh_chain(conn)
                         if fresh:
                             clear_shadow(conn)
                             fresh = False
@@ -221,8 +226,9 @@ class SyncEngine:
                         changes = swap_in(conn) if page.last else PageChanges()
                         self._tally_page(conn, changes, tally)
                         self._index(conn, changes)
+                        affected = _affected(conn, changes)
                         self.store.set_state(**self._rebuild_state(page))
-                    self._announce(page, changes, tally)
+                    self._announce(page, changes, tally, affected)
                 return True
             except TokenRejectedError:
                 if token is None or attempt == 2:
@@ -240,8 +246,8 @@ class SyncEngine:
 
     def _pages(self, token: ContinuationToken | None, initial: bool, tally: _Tally) -> None:
         for page in _prefetched(self.provider.pages(token)):
-            changes = self._commit(page, initial, tally)
-            self._announce(page, changes, tally)
+            changes, affected = self._commit(page, initial, tally)
+            self._announce(page, changes, tally, affected)
 
     @staticmethod
     def _tally_page(conn: sqlite3.Connection, changes: PageChanges, tally: _Tally) -> None:
@@ -254,10 +260,9 @@ class SyncEngine:
         Where the locales' fallbacks change, the search index is rewritten with them."""
         if self._locales is not None:
             if not self._locales_written:
-                before = LocaleChain.from_locales(self.store.locales())
                 self.store.replace_locales(self._locales)
                 self._locales_written = True
-                self._reindex = self._reindex or before != self._chain
+                self._chain_stale = True
             return
         # Codes the app's ``fallbacks=`` names are locales too, even before content uses
         # them: a chain runs through them.
@@ -270,8 +275,7 @@ class SyncEngine:
             self._fallbacks_checked = True
             learned = self._store_fallbacks() or learned
         if learned:
-            self._chain = LocaleChain.from_locales(self.store.locales())
-            self._reindex = True
+            self._chain_stale = True
 
     def _store_fallbacks(self) -> bool:
         """Give the learned locales the fallbacks the provider names (``fallbacks=``); in the
@@ -284,6 +288,18 @@ class SyncEngine:
         self.store.replace_locales(wanted)
         return True
 
+    def _refresh_chain(self, conn: sqlite3.Connection) -> None:
+        """In a page's transaction, after its locales and content types were written: the
+        chain records are read with (fallbacks, unlocalized fields). Where it changed, the
+        search rows are rewritten with it."""
+        if not self._chain_stale:
+            return
+        self._chain_stale = False
+        fresh = chain_for(conn)
+        if fresh != self._chain:
+            self._chain = fresh
+            self._reindex = True
+
     def _write_content_types(self, conn: sqlite3.Connection, page: Page) -> None:
         """In a page's transaction: the content types listed at the start of the sync (with
         its first page), then the changes this page reports. A deletion that predates a
@@ -291,13 +307,17 @@ class SyncEngine:
         if self._content_types is not None and not self._content_types_written:
             replace_content_types(conn, self._content_types)
             self._content_types_written = True
+            self._chain_stale = True
         for delta in page.deltas:
             if delta.whole_type and delta.content_type:
                 delete_content_type(conn, delta.content_type, delta.updated_at)
+                self._chain_stale = True
         if page.content_types:
             upsert_content_types(conn, page.content_types)
+            self._chain_stale = True
         for type_id in page.deleted_content_types:
             delete_content_type(conn, type_id)
+            self._chain_stale = True
 
     def _index(self, conn: sqlite3.Connection, changes: PageChanges) -> None:
         """The search rows of what the page changed, in its transaction (after a change of
@@ -310,15 +330,20 @@ class SyncEngine:
         else:
             index_changes(conn, changes, self._chain)
 
-    def _commit(self, page: Page, initial: bool, tally: _Tally) -> PageChanges:
+    def _commit(self, page: Page, initial: bool,
+                tally: _Tally) -> tuple[PageChanges, tuple[str, ...]]:
+        """Write the page in one transaction; what it changed, and the entries linking to
+        what it changed (read in that transaction)."""
         store = self.store
         with store.write():
             self._write_locales(page)
             conn = store.raw_connection()
             self._write_content_types(conn, page)
+            self._refresh_chain(conn)
             changes = _write_page(conn, page, LIVE)
             self._tally_page(conn, changes, tally)
             self._index(conn, changes)
+            affected = _affected(conn, changes)
             store.set_state(
                 token=page.next_token.value,
                 token_kind=page.next_token.kind,
@@ -326,9 +351,10 @@ class SyncEngine:
                 last_page_at=_now(),
                 **({"last_sync_at": _now()} if page.last else {}),
             )
-        return changes
+        return changes, affected
 
-    def _announce(self, page: Page, changes: PageChanges, tally: _Tally) -> None:
+    def _announce(self, page: Page, changes: PageChanges, tally: _Tally,
+                  affected: tuple[str, ...] = ()) -> None:
         """After commit: a signal for every record the page changed, carrying the record as
         that commit stored it; then the page's ChangeSet and progress. Page numbers rise
         through the whole sync (catch-up delta and rebuild included)."""
@@ -341,7 +367,7 @@ class SyncEngine:
                 else signals.asset_deleted
             signals.emit(signal, self.sender, id=item.id)
         signals.emit(signals.changes_committed, self.sender,
-                     changes=_change_set(tally.pages, changes))
+                     changes=_change_set(tally.pages, changes, affected))
         signals.emit(signals.sync_progress, self.sender, page=tally.pages, items=tally.items,
                      total=page.total)
 
@@ -399,7 +425,16 @@ def _times(document: dict[str, Any]) -> tuple[str | None, str | None]:
     return sys.get("createdAt"), sys.get("updatedAt")
 
 
-def _change_set(page: int, changes: PageChanges) -> signals.ChangeSet:
+def _affected(conn: sqlite3.Connection, changes: PageChanges) -> tuple[str, ...]:
+    """In the page's transaction, after it is written: the stored entries linking to a record
+    the page added, updated or deleted (a deleted one's id is still named by the links of
+    the entries that point to it). One batched lookup in the links' target index."""
+    changed = [c.id for c in (*changes.added, *changes.updated, *changes.deleted)]
+    return tuple(referrers(conn, changed)) if changed else ()
+
+
+def _change_set(page: int, changes: PageChanges,
+                affected: tuple[str, ...] = ()) -> signals.ChangeSet:
     def ids(items: list[Any], record_type: str) -> tuple[str, ...]:
         return tuple(c.id for c in items if c.record_type == record_type)
 
@@ -414,6 +449,7 @@ def _change_set(page: int, changes: PageChanges) -> signals.ChangeSet:
         assets_updated=ids(changes.updated, "Asset"),
         assets_deleted=ids(changes.deleted, "Asset"),
         content_types=frozenset(touched),
+        affected=affected,
     )
 
 

@@ -617,7 +617,8 @@ def test_demo_initial_then_update(load_fixture: Any, store_path: Path,
         assert recorder.changesets() == [ChangeSet(
             page=1, entries_added=("supercat",), entries_updated=("happycat",),
             entries_deleted=("nyancat",), assets_updated=("happycat",),
-            assets_deleted=("jake",), content_types=frozenset({"cat"}))]
+            assets_deleted=("jake",), content_types=frozenset({"cat"}),
+            affected=("garfield", "happycat", "jake"))]
         assert sorted(recorder.ids("entry_changed")) == ["happycat", "supercat"]
         assert recorder.ids("entry_deleted") == ["nyancat"]
         assert recorder.ids("asset_changed") == ["happycat"]

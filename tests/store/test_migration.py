@@ -1,4 +1,4 @@
-"""Schema version 1 → 2: a store (or a bundled snapshot) written by the previous localcache
+"""Schema versions 1 → 2 → 3: a store (or a bundled snapshot) written by a previous localcache
 upgrades on open and ends exactly like a new store."""
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def test_a_v1_store_upgrades_on_open(tmp_path: Path) -> None:
     make_v1_store(path)
     assert "entryrecord_content_type" in _schema(path)
     with Cache.open(path) as cache:
-        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 2
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 3
         records = cache.entries("article")
         assert [r.id for r in records] == [f"e{n:02d}" for n in range(12) if n % 3]
         assert records[0].field("title") == "title 1"
@@ -128,7 +128,7 @@ def test_a_v1_store_upgrades_on_open(tmp_path: Path) -> None:
     assert "entries_content_type_id" in upgraded
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()
@@ -157,8 +157,113 @@ def test_a_v1_snapshot_seeds_an_upgraded_store(tmp_path: Path) -> None:
     provider = Contentful("space1", "token", "master", base_url="http://127.0.0.1:9")
     with Cache(provider, path=target, snapshot=tmp_path / "content.snap") as cache:
         assert cache.seeded is not None
-        assert cache.stats()["schema_version"] == 2
+        assert cache.stats()["schema_version"] == 3
         assert cache.count() == 12
         assert [r.id for r in cache.entries(where={"title": {"match": "TITLE 1"}})] == \
             ["e01", "e10", "e11"]
     assert "entries_content_type_id" in _schema(target)
+
+
+# -- version 2 → 3: links for every vendor, the target index, content types -------------------
+
+_V2_INDEX = "CREATE INDEX entries_content_type_id ON entries (content_type, id)"
+# Shapes version 2's triggers did not derive: version 3 derives them for stored entries too.
+_CONTENTSTACK_POST = json.dumps({
+    "sys": {"id": "post", "type": "Entry", "revision": 1},
+    "fields": {"authors": {"en-US": [{"uid": "e01", "_content_type_uid": "author"}]},
+               "hero": {"en-US": {"uid": "pic", "url": "https://i.example/p.png",
+                                  "filename": "p.png"}}}})
+_KONTENT_ITEM = json.dumps({
+    "sys": {"id": "k1", "type": "Entry", "revision": 0},
+    "fields": {"related": {"en-US": {"type": "modular_content", "name": "R",
+                                     "value": ["other"]}}},
+    "vendor": {"en-US": {"payload": {"system": {"codename": "first"}}}}})
+
+
+def make_v2_store(path: Path, entries: int = 12) -> None:
+    make_v1_store(path, entries=0)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    for name in ("entryrecord_content_type", "rebuildentry_content_type"):  # v2's indexes
+        conn.execute(f'DROP INDEX "{name}"')
+    conn.execute(_V2_INDEX)
+    for n in range(entries):
+        entry_id = f"e{n:02d}"
+        kind = "article" if n % 3 else "author"
+        conn.execute(
+            "INSERT INTO entries (id, content_type, revision, created_at, updated_at, raw) "
+            "VALUES (?, ?, 1, '2024-01-01T00:00:00.000Z', '2024-01-02T00:00:00.000Z', ?)",
+            (entry_id, kind, _document(entry_id, kind, f"title {n}",
+                                       f"e{n - 1:02d}" if n else None)))
+    conn.execute("INSERT INTO entries (id, content_type, revision, raw) VALUES "
+                 "('post', 'blog', 1, ?), ('k1', 'article', 0, ?)",
+                 (_CONTENTSTACK_POST, _KONTENT_ITEM))
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def _links(path: Path) -> list[tuple[str, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT source_id, field, locale, position, target_type, target_id "
+                            "FROM links ORDER BY 1, 2, 3, 4").fetchall()
+    finally:
+        conn.close()
+
+
+def test_a_v2_store_upgrades_on_open_and_derives_every_vendors_links(tmp_path: Path) -> None:
+    path = tmp_path / "v2.sqlite3"
+    make_v2_store(path)
+    before = _links(path)
+    assert not any(row[0] in ("post", "k1") for row in before)     # v2 knew Contentful only
+    assert "linkrecord_source_id" in _schema(path)
+    with Cache.open(path) as cache:
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 3
+        post = cache.entry("post")
+        assert post is not None
+        assert [r.id for r in post.resolve("authors")] == ["e01"]  # type: ignore[union-attr]
+        assert [r.id for r in cache.referrers("e01")] == ["e02", "post"]
+        assert [r.id for r in cache.referrers("k1")] == []
+        assert [r.id for r in cache.referrers("e10")] == ["e11"]
+    after = _links(path)
+    assert [row for row in after if row[0] not in ("post", "k1")] == before  # unchanged
+    assert [row for row in after if row[0] in ("post", "k1")] == [
+        ("k1", "related", "en-US", 0, "Codename", "other"),
+        ("post", "authors", "en-US", 0, "Entry", "e01"),
+        ("post", "hero", "en-US", 0, "Asset", "pic"),
+    ]
+    upgraded = _schema(path)
+    assert "linkrecord_source_id" not in upgraded
+    assert {"links_target", "entry_codenames", "entry_codenames_codename",
+            "content_types"} <= upgraded.keys()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT id, codename FROM entry_codenames").fetchall() == \
+            [("k1", "first")]
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
+
+
+def test_an_upgraded_v2_store_has_the_schema_of_a_new_one(tmp_path: Path) -> None:
+    old, new = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
+    make_v2_store(old, entries=0)
+    Store(old, SCOPE).close()
+    Store(new, SCOPE).close()
+    assert _schema(old) == _schema(new)
+
+
+def test_a_v2_snapshot_seeds_an_upgraded_store(tmp_path: Path) -> None:
+    source = tmp_path / "v2.sqlite3"
+    make_v2_store(source)
+    create_snapshot(source, tmp_path / "content.snap", library_version="0.2.0")
+    target = tmp_path / "app" / "store.sqlite3"
+    provider = Contentful("space1", "token", "master", base_url="http://127.0.0.1:9")
+    with Cache(provider, path=target, snapshot=tmp_path / "content.snap") as cache:
+        assert cache.seeded is not None
+        assert cache.stats()["schema_version"] == 3
+        assert [r.id for r in cache.referrers("e03")] == ["e04"]
+        assert [r.id for r in cache.referrers("pic")] == ["post"]
+    assert "links_target" in _schema(target)
