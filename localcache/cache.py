@@ -180,7 +180,7 @@ class Cache(CacheReads):
         :meth:`Record.field` shows it) contains every word of ``text``, case-insensitively,
         best first (bm25). See docs/querying.md. Raises ConfigurationError where search is
         off (``Cache(..., search=False)``) or the SQLite build has no FTS5."""
-        return self._search.search(text, self._locale_chain(), locale, content_type, limit,
+        return self._search.search(text, self._locale_chain, locale, content_type, limit,
                                    self._link_resolver())
 
     def content_types(self) -> list[ContentTypeInfo]:

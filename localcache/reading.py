@@ -32,24 +32,26 @@ from .store.indexes import (
 )
 from .store.links import LinkTarget, referrers
 from .store.query import (
-    EntryQuery,
     LocaleChain,
-    ReadContext,
     Record,
-    check_query,
-    count_entries,
-    entry_query,
     fetch_asset,
     fetch_entries,
     fetch_entry,
     fetch_targets,
     prefetch_links,
     records,
+)
+from .store.schema import BUSY_TIMEOUT_MS
+from .store.select import (
+    EntryQuery,
+    ReadContext,
+    check_query,
+    count_entries,
+    entry_query,
     select_assets,
     select_batch,
     select_entries,
 )
-from .store.schema import BUSY_TIMEOUT_MS
 
 __all__ = ["CacheReads"]
 
@@ -110,14 +112,15 @@ class CacheReads:
                 or not 0 <= include <= MAX_INCLUDE:
             raise QueryError(f"include must be a whole number from 0 to {MAX_INCLUDE}, "
                              f"not {include!r}")
-        chain = self._locale_chain()
         if not include:
             with self._store.reading():
+                chain = self._locale_chain()  # in the transaction: one state
                 return fetch_entry(self._store.raw_connection(), str(entry_id), chain,
                                    self._link_resolver())
         known: dict[LinkTarget, Record | None] = {}
         shared = _Links(self, known)
         with self._store.reading():
+            chain = self._locale_chain()
             conn = self._store.raw_connection()
             record = fetch_entry(conn, str(entry_id), chain, shared)
             if record is not None:
@@ -126,8 +129,8 @@ class CacheReads:
 
     def asset(self, asset_id: str) -> Record | None:
         """The asset with this id, or None."""
-        chain = self._locale_chain()
         with self._store.reading():
+            chain = self._locale_chain()  # in the transaction: one state
             return fetch_asset(self._store.raw_connection(), str(asset_id), chain,
                                self._link_resolver())
 
@@ -137,9 +140,9 @@ class CacheReads:
         """The stored entries whose fields link to the entry or asset with this id (for
         Kontent.ai, by its codename too), in id order: a reverse lookup in the links
         table's target index, costing O(referrers)."""
-        chain = self._locale_chain()
         resolver = self._link_resolver()
         with self._store.reading():
+            chain = self._locale_chain()
             conn = self._store.raw_connection()
             ids = referrers(conn, [str(record_id)])
             found = fetch_entries(conn, ids, chain, resolver)
@@ -159,8 +162,8 @@ class CacheReads:
         earlier with an ``include``) are taken from there, the others read now, in one read
         transaction."""
         missing = [t for t in targets if known is None or t not in known]
-        chain = self._locale_chain()
         with self._store.reading():
+            chain = self._locale_chain()  # in the transaction: one state
             found = fetch_targets(self._store.raw_connection(), missing, chain,
                                   self._link_resolver())
         if known is not None:
@@ -178,16 +181,18 @@ class CacheReads:
         default locale) after fallback. Raises QueryError naming a malformed key."""
         query = entry_query(content_type, where=where, order_by=order_by, locale=locale,
                             limit=limit, offset=offset, ids=ids)
-        chain = self._prepare_read()
+        self._prepare_read()
         with self._store.reading():
+            chain = self._locale_chain()  # in the transaction: one state
             return select_entries(self._context(chain, self._link_resolver()), query)
 
     def count(self, content_type: str | None = None, *, where: Where | None = None,
               locale: str | None = None, ids: Sequence[str] | None = None) -> int:
         """How many entries :meth:`entries` would return with no limit."""
         query = entry_query(content_type, where=where, locale=locale, ids=ids)
-        chain = self._prepare_read()
+        self._prepare_read()
         with self._store.reading():
+            chain = self._locale_chain()  # in the transaction: one state
             return count_entries(self._context(chain), query)
 
     def iter_entries(self, content_type: str | None = None, *, where: Where | None = None,
@@ -203,8 +208,9 @@ class CacheReads:
                             limit=limit, offset=offset, ids=ids)
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise QueryError(f"batch must be a whole number >= 1, not {batch!r}")
-        chain = self._prepare_read()
+        self._prepare_read()
         with self._store.reading():  # fail now on a malformed where or order_by
+            chain = self._locale_chain()  # in the transaction: one state
             check_query(self._context(chain), query)
         return self._stream(query, batch)
 
@@ -212,8 +218,9 @@ class CacheReads:
         remaining, skip, after = query.limit, query.offset, None
         while remaining is None or remaining > 0:
             size = batch if remaining is None else min(batch, remaining)
-            chain = self._prepare_read()
+            self._prepare_read()
             with self._store.reading():
+                chain = self._locale_chain()  # in the transaction: one state
                 rows, after = select_batch(self._context(chain), query, after=after,
                                            limit=size, offset=skip)
             yield from records(rows, "Entry", chain, self._link_resolver())
@@ -234,8 +241,8 @@ class CacheReads:
             return
         last: str | None = None
         while True:
-            chain = self._locale_chain()
             with self._store.reading():
+                chain = self._locale_chain()  # in the transaction: one state
                 rows = select_assets(self._store.raw_connection(), after=last, limit=batch)
             yield from records(rows, "Asset", chain, self._link_resolver())
             if len(rows) < batch:

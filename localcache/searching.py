@@ -77,7 +77,7 @@ class SearchIndex:
             log.warning("full-text search is unavailable: %s", reason)
             self.unavailable = reason
 
-    def search(self, text: str, locales: LocaleChain, locale: str | None,
+    def search(self, text: str, chain_of: Callable[[], LocaleChain], locale: str | None,
                content_type: str | None, limit: int,
                resolver: LinkResolver | None = None) -> list[SearchHit]:
         if not self._wanted:
@@ -92,13 +92,14 @@ class SearchIndex:
                              f"not {limit!r}")
         if content_type is not None and not isinstance(content_type, str):
             raise QueryError(f"search content_type must be a string, not {content_type!r}")
-        code = locale if locale is not None else locales.default
-        if code is None:
-            return []  # nothing synced yet
-        if code not in locales.fallbacks:
-            raise QueryError(f"search locale {code!r} is not a locale of this store "
-                             f"({', '.join(sorted(locales.fallbacks)) or 'none yet'})")
         with self._store.reading():
+            locales = chain_of()  # in the transaction: the state the rows are read from
+            code = locale if locale is not None else locales.default
+            if code is None:
+                return []  # nothing synced yet
+            if code not in locales.fallbacks:
+                raise QueryError(f"search locale {code!r} is not a locale of this store "
+                                 f"({', '.join(sorted(locales.fallbacks)) or 'none yet'})")
             conn = self._store.raw_connection()
             rows = search_rows(conn, text, code, content_type, limit)
             hits = []

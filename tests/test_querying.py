@@ -14,7 +14,7 @@ from support import article, make_cache
 
 from localcache import Cache, ConfigurationError, Kontent, LocalCacheError, QueryError
 from localcache.emulator import Emulator, Project
-from localcache.store.query import ReadContext, entries_sql, entry_query
+from localcache.store.select import ReadContext, entries_sql, entry_query
 
 ARTICLES = [
     # id, en-US title, de-DE title, rank (en-US), tags (en-US)
@@ -260,7 +260,7 @@ def test_a_wide_filter_reads_a_page_in_the_order_index(
         emulator: Any, store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``rank >= 1`` keeps nearly everything: the page is read in ``published`` order
     rather than sorting every match; a narrow filter keeps its own index."""
-    from localcache.store import query as query_module
+    from localcache.store import select as query_module
 
     monkeypatch.setattr(query_module, "_WIDE", 50)  # as 1000 is to 100k entries
     for n in range(200):

@@ -31,7 +31,8 @@ from localcache.model import StoreScope
 from localcache.providers.http import HttpResponse
 from localcache.store.apply import apply_deltas
 from localcache.store.database import Store
-from localcache.store.query import LocaleChain, read_asset, read_entries
+from localcache.store.query import LocaleChain, read_asset
+from localcache.store.select import read_entries
 
 TOKEN = "bad-input-token-7f3a9c"
 SPACE = "badspace"

@@ -1,4 +1,4 @@
-"""Queries (store/where.py, store/query.py) checked against a Python model of their semantics.
+"""Queries (store/where.py, store/select.py) checked against a Python model of their semantics.
 
 One store is synced from the emulator with awkward values (numbers, numeric strings, booleans,
 JSON nulls, arrays with numbers and nested arrays, strings that look like JSON, Unicode case
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from localcache import Cache, Contentful, QueryError, Record
 from localcache.emulator import Emulator, Locale, Space
-from localcache.store import query as query_module
+from localcache.store import select as query_module
 
 TOKEN = "where-test-token"
 LOCALES = [None, "en-US", "de-DE", "de-AT"]
