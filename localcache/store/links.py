@@ -24,6 +24,7 @@ from typing import Any
 __all__ = [
     "CODENAMES_DDL",
     "CODENAME_TRIGGER_SQL",
+    "CONTENTFUL_LINKS",
     "LINKS_OF_NEW",
     "LinkTarget",
     "codename_ids",
@@ -36,7 +37,8 @@ __all__ = [
 LinkTarget = tuple[str, str]
 """(``"Entry"`` | ``"Asset"`` | ``"Codename"``, the target's id or Kontent.ai codename)."""
 
-_CONTENTFUL = """
+# Contentful Link objects, alone or in arrays: all that schema version 1 derived.
+CONTENTFUL_LINKS = """
     SELECT NEW.id, f.key, l.key, 0, json_extract(l.value, '$.sys.linkType'),
            json_extract(l.value, '$.sys.id')
       FROM json_each(NEW.raw, '$.fields') AS f, json_each(f.value) AS l
@@ -88,7 +90,7 @@ _KONTENT = """
 """
 LINKS_OF_NEW = (
     "INSERT OR IGNORE INTO links (source_id, field, locale, position, target_type, target_id) "
-    + _CONTENTFUL + _CONTENTSTACK + _KONTENT + ";"
+    + CONTENTFUL_LINKS + _CONTENTSTACK + _KONTENT + ";"
 )
 """The body of the entries triggers: every link of ``NEW``, for the three vendors."""
 

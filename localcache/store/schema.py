@@ -32,7 +32,7 @@ from peewee import Database
 
 from ..errors import SchemaVersionError, StoreCorruptError, StoreError
 from .content_types import CONTENT_TYPES_DDL
-from .links import CODENAME_TRIGGER_SQL, CODENAMES_DDL, LINKS_OF_NEW
+from .links import CODENAME_TRIGGER_SQL, CODENAMES_DDL, CONTENTFUL_LINKS, LINKS_OF_NEW
 from .models import BoundModels
 
 __all__ = [
@@ -115,20 +115,10 @@ def read_header(path: Path) -> FileHeader:
 # derived rows can never disagree with the entry they came from. Version 1's link is a
 # Contentful Link object as a field's value in a locale, or an element of an array there;
 # version 3 derives every vendor's links (links.py).
-_V1_LINKS_OF_NEW = """
-    INSERT INTO links (source_id, field, locale, position, target_type, target_id)
-    SELECT NEW.id, f.key, l.key, 0, json_extract(l.value, '$.sys.linkType'),
-           json_extract(l.value, '$.sys.id')
-      FROM json_each(NEW.raw, '$.fields') AS f, json_each(f.value) AS l
-     WHERE f.type = 'object' AND l.type = 'object'
-       AND json_extract(l.value, '$.sys.type') = 'Link'
-    UNION ALL
-    SELECT NEW.id, f.key, l.key, a.key, json_extract(a.value, '$.sys.linkType'),
-           json_extract(a.value, '$.sys.id')
-      FROM json_each(NEW.raw, '$.fields') AS f, json_each(f.value) AS l, json_each(l.value) AS a
-     WHERE f.type = 'object' AND l.type = 'array' AND a.type = 'object'
-       AND json_extract(a.value, '$.sys.type') = 'Link';
-"""
+_V1_LINKS_OF_NEW = (
+    "INSERT INTO links (source_id, field, locale, position, target_type, target_id) "
+    + CONTENTFUL_LINKS + ";"
+)
 _TYPE_OF_NEW = (
     "INSERT INTO entry_types (id, content_type) VALUES (NEW.id, NEW.content_type) "
     "ON CONFLICT(id) DO UPDATE SET content_type = excluded.content_type;"
