@@ -62,6 +62,9 @@ def ensure_index(conn: sqlite3.Connection) -> str | None:
         # Rank by the text column alone; the exact-match columns only filter.
         conn.execute("INSERT INTO search_index (search_index, rank) "
                      "VALUES ('rank', 'bm25(0.0, 0.0, 0.0, 1.0)')")
+        # Merge segments less eagerly than FTS5's default (4): a sync commits one segment a
+        # page, and merging every few pages cost more than the inserts themselves.
+        conn.execute("INSERT INTO search_index (search_index, rank) VALUES ('automerge', 8)")
     except sqlite3.OperationalError as exc:
         if "fts5" in str(exc).lower() or "tokenizer" in str(exc).lower():
             return f"this SQLite build ({sqlite3.sqlite_version}) has no FTS5 trigram index"
