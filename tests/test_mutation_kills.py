@@ -5,6 +5,8 @@ happened not to pin down. The mutants each test kills are listed in that section
 from __future__ import annotations
 
 import json
+import logging
+import re
 import sqlite3
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -34,8 +36,10 @@ from localcache.model import Delta, StoreScope
 from localcache.providers.http import HttpResponse, HttpTransport
 from localcache.store.apply import apply_deltas
 from localcache.store.database import Store
+from localcache.store.query import LocaleChain
 from localcache.store.schema import APPLICATION_ID, read_header, store_error
 from localcache.store.search import ensure_index, search_rows
+from localcache.store.select import read_entries
 from localcache.sync.engine import SyncEngine
 
 CS_TOKEN = "mutation-kills-token"
@@ -207,6 +211,50 @@ def test_contentful_takes_any_64_bit_revision() -> None:
     with pytest.raises(PageError, match="not a 64-bit natural number"):
         Contentful.parse_page(_contentful_page(entry(2**63)), 1)
 
+def test_contentful_content_types_refused_keeps_the_stored_ones_and_says_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with StatusServer(404) as server, caplog.at_level(logging.WARNING, logger="localcache"):
+        provider = Contentful("space", "token", base_url=server.base_url, http=FAST)
+        assert provider.fetch_content_types() is None
+    (record,) = [r for r in caplog.records if "keeping the content types" in r.getMessage()]
+    assert record.getMessage().startswith("content types request")
+
+def test_contentstack_content_type_without_a_schema_has_no_fields() -> None:
+    from localcache.providers.contentstack import parse_content_types
+
+    body = {"content_types": [{"uid": "blog", "title": "Blog"}], "count": 1}
+    response = HttpResponse(status=200, headers={"Content-Type": "application/json"},
+                            body=json.dumps(body).encode(), request_id=None)
+    (info,), count = parse_content_types(response)
+    assert info.id == "blog" and count == 1
+
+def test_contentstack_content_types_refused_keeps_the_stored_ones_and_says_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with StatusServer(404) as server, caplog.at_level(logging.WARNING, logger="localcache"):
+        provider = Contentstack("blt_api", "cs_token", "production", base_url=server.base_url,
+                                http=FAST)
+        assert provider.fetch_content_types() is None
+    (record,) = [r for r in caplog.records if "keeping the content types" in r.getMessage()]
+    assert record.getMessage().startswith("content types request")
+
+
+def test_contentstack_refused_sync_page_is_named(tmp_path: Path) -> None:
+    with StatusServer(422) as server, \
+            Cache(Contentstack("blt_api", "cs_token", "production", base_url=server.base_url,
+                               http=FAST), path=tmp_path / "cs.sqlite3") as cache, \
+            pytest.raises(SyncError, match=r"^sync page 1"):
+        cache.sync()
+
+
+def test_kontent_preview_reads_the_preview_api() -> None:
+    from localcache.providers.kontent import DELIVERY_URL, PREVIEW_URL
+
+    assert Kontent(ENV_ID, api_key="k", preview=True).base_url == PREVIEW_URL
+    assert Kontent(ENV_ID, api_key="k").base_url == DELIVERY_URL
+
+
 # -- store -----------------------------------------------------------------------------------------
 
 SCOPE = StoreScope("contentful", "space", "master")
@@ -248,6 +296,48 @@ def test_store_checks_integrity_on_open_only_when_asked(tmp_path: Path) -> None:
     Store(path, SCOPE).close()                      # the default: no integrity check on open
     with pytest.raises(StoreCorruptError):
         Store(path, SCOPE, verify=True)
+
+def test_an_ambiguous_record_that_matches_what_is_stored_is_still_refused(
+    tmp_path: Path,
+) -> None:
+    # The sys object repeats "revision": Python reads the last, SQLite's JSON the first.
+    def page(sys_text: str) -> HttpResponse:
+        item = ('{"sys": {"type": "Entry", "id": "e1", ' + sys_text + ', "contentType": '
+                '{"sys": {"type": "Link", "linkType": "ContentType", "id": "article"}}}, '
+                '"fields": {}}')
+        body = ('{"sys": {"type": "Array"}, "items": [' + item + '], "nextSyncUrl": '
+                '"https://cdn.contentful.com/spaces/s/sync?sync_token=t2"}')
+        return HttpResponse(status=200, headers={"Content-Type": "application/json"},
+                            body=body.encode(), request_id=None)
+
+    store = Store(tmp_path / "s.sqlite3", SCOPE)
+    try:
+        first = Contentful.parse_page(page('"revision": 2'), 1)
+        with store.write():
+            apply_deltas(store.raw_connection(), first.deltas, 1, first.source)
+        again = Contentful.parse_page(page('"revision": 1, "revision": 2'), 2)
+        with pytest.raises(PageError, match="sync page 2: Entry 'e1' is ambiguous"), \
+                store.write():
+            apply_deltas(store.raw_connection(), again.deltas, 2, again.source)
+    finally:
+        store.close()
+
+def test_read_entries_filters_by_content_type(tmp_path: Path) -> None:
+    def entry(entry_id: str, content_type: str) -> Delta:
+        document = {"sys": {"type": "Entry", "id": entry_id, "revision": 1, "contentType": {
+            "sys": {"type": "Link", "linkType": "ContentType", "id": content_type}}},
+            "fields": {}}
+        return Delta("Entry", entry_id, False, document, content_type=content_type, revision=1)
+
+    store = Store(tmp_path / "s.sqlite3", SCOPE)
+    try:
+        with store.write():
+            apply_deltas(store.raw_connection(), [entry("a", "blog"), entry("b", "page")], 1)
+        with store.reading():
+            found = read_entries(store.models, LocaleChain(), content_type="page")
+    finally:
+        store.close()
+    assert [record.id for record in found] == ["b"]
 
 def test_read_header_reports_the_application_id(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
@@ -343,6 +433,30 @@ def test_a_delta_sync_with_search_on_indexes_what_the_page_changed(
     assert found == ["e2"]
 
 
+def test_a_changed_fallback_rewrites_the_search_index(emulator: Any, store_path: Path) -> None:
+    from localcache.emulator import Locale
+
+    emulator.space.publish_entry("e1", "article", article("Zebra crossing"))
+    provider = Contentful(emulator.space.space_id, TOKEN, base_url=emulator.base_url)
+    store = Store(store_path, StoreScope("contentful", emulator.space.space_id, "master"))
+
+    def found_in_german() -> list[str]:
+        with store.reading():
+            return [row.id for row in
+                    search_rows(store.raw_connection(), "zebra", "de-DE", None, 10)]
+
+    try:
+        with store.write():
+            assert ensure_index(store.raw_connection()) is None
+        SyncEngine(store, provider, object(), search=True).run()
+        assert found_in_german() == ["e1"]                    # by fallback to en-US
+        emulator.space._locales = (Locale("en-US", default=True), Locale("de-DE"))
+        SyncEngine(store, provider, object(), search=True).run()   # no content changed
+        assert found_in_german() == []
+    finally:
+        store.close()
+
+
 def test_a_full_sync_signals_the_records_it_swapped_in(emulator: Any, store_path: Path) -> None:
     emulator.space.publish_entry("e1", "article", article("one"))
     emulator.space.publish_entry("e2", "article", article("two"))
@@ -384,3 +498,10 @@ def test_contentstack_content_type_filter_reaches_the_sync_api(tmp_path: Path) -
                                content_type_uid="blog"), path=tmp_path / "cs.sqlite3") as cache:
         cache.sync()
         assert [record.id for record in cache.entries()] == ["post1"]
+
+
+def test_last_sync_time_is_in_the_cms_format(emulator: Any, store_path: Path) -> None:
+    with make_cache(emulator, store_path) as cache:
+        cache.sync()
+        stamp = cache.stats()["last_sync_at"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp), stamp
