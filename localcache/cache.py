@@ -85,20 +85,12 @@ class Cache(CacheReads):
                 f"Cache needs a provider such as Contentful(...), not {type(provider).__name__}"
             )
         started = time.monotonic()
-        self.provider: Provider | None = provider
-        self.path = Path(path) if path is not None else default_store_path(
+        where = Path(path) if path is not None else default_store_path(
             provider.scope, app_name, app_author)
-        self.lock_wait = lock_wait
-        self._store, seeding = _open_store(
-            self.path, provider, Path(snapshot) if snapshot is not None else None,
+        store, seeding = _open_store(
+            where, provider, Path(snapshot) if snapshot is not None else None,
             rebuild_if_corrupt)
-        #: The snapshot installed while opening (first launch or app upgrade), else None.
-        self.seeded: SnapshotInfo | None = seeding.installed
-        #: Why the bundled snapshot could not be used (damaged, newer format), else None.
-        self.snapshot_error: SnapshotError | None = seeding.error
-        self._chain_lock = threading.Lock()
-        self._chain: LocaleChain | None = None
-        self._search = SearchIndex(self._store, wanted=search)
+        self._attach(provider, where, store, seeding, lock_wait=lock_wait, search=search)
         self._search.prepare(self._locale_chain)
         self._use_field_indexes(indexes)
         if self.seeded is not None:
@@ -110,16 +102,24 @@ class Cache(CacheReads):
         use. Every read works; :meth:`sync` raises ConfigurationError, since nothing says
         where the content comes from. A missing file raises StoreError."""
         cache = cls.__new__(cls)
-        cache.provider = None
-        cache.path = Path(path)
-        cache.lock_wait = 0.0
-        cache._store = Store(cache.path, create=False)
-        cache.seeded = None
-        cache.snapshot_error = None
-        cache._chain_lock = threading.Lock()
-        cache._chain = None
-        cache._search = SearchIndex(cache._store, wanted=None)
+        cache._attach(None, Path(path), Store(Path(path), create=False), Seeding(),
+                      lock_wait=0.0, search=None)
         return cache
+
+    def _attach(self, provider: Provider | None, path: Path, store: Store, seeding: Seeding,
+                *, lock_wait: float, search: bool | None) -> None:
+        """The state every Cache holds, however it was opened."""
+        self.provider = provider
+        self.path = path
+        self.lock_wait = lock_wait
+        self._store = store
+        #: The snapshot installed while opening (first launch or app upgrade), else None.
+        self.seeded: SnapshotInfo | None = seeding.installed
+        #: Why the bundled snapshot could not be used (damaged, newer format), else None.
+        self.snapshot_error: SnapshotError | None = seeding.error
+        self._chain_lock = threading.Lock()
+        self._chain: LocaleChain | None = None
+        self._search = SearchIndex(store, wanted=search)
 
     def __repr__(self) -> str:
         return f"Cache({self.provider!r}, path={str(self.path)!r})"

@@ -292,12 +292,10 @@ class CacheReads:
         self._indexes_pending = done.pending
         return done
 
-    def _prepare_read(self) -> LocaleChain:
-        """The locale chain for a query; first, declared indexes still waiting for locales."""
-        chain = self._locale_chain()
-        if self._indexes_pending and chain.default is not None:
+    def _prepare_read(self) -> None:
+        """Before a query: build declared indexes still waiting for the first locales."""
+        if self._indexes_pending and self._locale_chain().default is not None:
             self._refresh_field_indexes(wait=False)
-        return chain
 
     def _context(self, chain: LocaleChain, resolver: _Links | None = None) -> ReadContext:
         """What a query runs against; inside the read transaction (hot fields are schema)."""

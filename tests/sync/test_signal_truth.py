@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import SignalLedger, article, assert_converged, make_cache
+from support import SignalLedger, article, assert_converged, break_after, make_cache
 
-from localcache import Cache, Contentstack, HttpPolicy, Kontent, signals
+from localcache import Cache, Contentstack, HttpPolicy, Kontent, SyncError, signals
 from localcache.emulator import Emulator, Project, Stack
 
 TOKEN = "vendor-test-token"
@@ -165,16 +165,8 @@ def test_resumed_sync_signals_the_catch_up_version(emulator: Any, store_path: Pa
     with make_cache(emulator, store_path, limit=2, http=POLICY) as cache:
         got = Events(cache)
         events.append(got)
-        requests: list[str] = []
-
-        def break_second_page(path: str, query: dict[str, list[str]]) -> None:
-            if path.endswith("/sync"):
-                requests.append(path)
-                if len(requests) == 2:
-                    emulator.faults.server_error(times=5, status=502)
-
-        emulator.faults.on_request = break_second_page
-        with pytest.raises(Exception):  # noqa: B017 - SyncError; the type is not the point
+        break_after(emulator, 2, lambda path: path.endswith("/sync"))  # page 2 fails
+        with pytest.raises(SyncError):
             cache.sync()
         emulator.faults.clear()
         space.publish_entry("e5", "article", article("v2 5"))  # not delivered yet
@@ -245,15 +237,8 @@ def test_resumed_rebuild_runs_the_catch_up_delta(emulator: Any, store_path: Path
     with make_cache(emulator, store_path, limit=5, http=POLICY) as cache:
         cache.sync()
         emulator.faults.invalidate_tokens_before_now()
-        seen: list[int] = []
-
-        def break_third(path: str, query: dict[str, list[str]]) -> None:
-            seen.append(1)
-            if len(seen) == 3:  # the rejected delta, rebuild pages 1, 2: break page 3
-                emulator.faults.server_error(times=10)
-
-        emulator.faults.on_request = break_third
-        with pytest.raises(Exception):  # noqa: B017 - SyncError
+        break_after(emulator, 3)  # the rejected delta, rebuild pages 1, 2: break page 3
+        with pytest.raises(SyncError):
             cache.sync()
         emulator.faults.clear()
         space.publish_entry("late", "article", article("made during the interruption"))
@@ -276,15 +261,8 @@ def test_fresh_rebuild_clears_an_interrupted_rebuilds_rows(emulator: Any,
         space.publish_entry(i, "article", article(f"T {i}"))
     with make_cache(emulator, store_path, limit=5, http=POLICY) as cache:
         cache.sync()
-        seen: list[int] = []
-
-        def break_third(path: str, query: dict[str, list[str]]) -> None:
-            seen.append(1)
-            if len(seen) == 3:
-                emulator.faults.server_error(times=10)
-
-        emulator.faults.on_request = break_third
-        with pytest.raises(Exception):  # noqa: B017 - SyncError: rebuild pages 1-2 kept aside
+        break_after(emulator, 3)  # rebuild pages 1-2 kept aside, page 3 fails
+        with pytest.raises(SyncError):
             cache.sync(full=True)
         emulator.faults.clear()
         space.delete_entry(ids[0])  # held only by the interrupted rebuild's shadow rows now
