@@ -51,6 +51,7 @@ from .store.select import (
     select_assets,
     select_batch,
     select_entries,
+    select_ordered,
 )
 
 __all__ = ["CacheReads"]
@@ -230,6 +231,23 @@ class CacheReads:
             if remaining is not None:
                 remaining -= len(rows)
 
+    def _ordered_rows(self, query: EntryQuery, *, after: Sequence[Any] | None,
+                      limit: int | None) -> tuple[list[Record], list[list[Any]]]:
+        """For live lists (localcache/live.py): up to ``limit`` entries of ``query`` after the
+        order-key values ``after``, with each one's order-key values, from one read."""
+        self._prepare_read()
+        with self._store.reading():
+            chain = self._locale_chain()  # in the transaction: one state
+            rows, keys = select_ordered(self._context(chain), query, after=after, limit=limit)
+        return list(records(rows, "Entry", chain, self._link_resolver())), keys
+
+    def _asset_rows(self, *, after: str | None, limit: int) -> list[Record]:
+        """Up to ``limit`` assets in id order after the id ``after``, from one read."""
+        with self._store.reading():
+            chain = self._locale_chain()  # in the transaction: one state
+            rows = select_assets(self._store.raw_connection(), after=after, limit=limit)
+        return list(records(rows, "Asset", chain, self._link_resolver()))
+
     def iter_records(self, record_type: RecordType = "Entry", *,
                      batch: int = 500) -> Iterator[Record]:
         """Every entry (or ``"Asset"``) in id order, read in batches so memory stays flat."""
@@ -241,13 +259,11 @@ class CacheReads:
             return
         last: str | None = None
         while True:
-            with self._store.reading():
-                chain = self._locale_chain()  # in the transaction: one state
-                rows = select_assets(self._store.raw_connection(), after=last, limit=batch)
-            yield from records(rows, "Asset", chain, self._link_resolver())
-            if len(rows) < batch:
+            assets = self._asset_rows(after=last, limit=batch)
+            yield from assets
+            if len(assets) < batch:
                 return
-            last = rows[-1][0]
+            last = assets[-1].id
 
     # -- hot fields ---------------------------------------------------------------------------
 

@@ -52,6 +52,7 @@ __all__ = [
     "select_assets",
     "select_batch",
     "select_entries",
+    "select_ordered",
 ]
 
 
@@ -345,6 +346,15 @@ def select_batch(ctx: ReadContext, query: EntryQuery, *, after: Sequence[Any] | 
     values were ``after`` (keyset paging: no row is skipped or repeated between batches, each
     of which may run in its own read transaction), for :func:`records`; and the order-key
     values of the batch's last row."""
+    rows, keys = select_ordered(ctx, query, after=after, limit=limit, offset=offset)
+    return rows, (keys[-1] if rows else None)
+
+
+def select_ordered(ctx: ReadContext, query: EntryQuery, *, after: Sequence[Any] | None,
+                   limit: int | None, offset: int = 0) -> tuple[list[Any], list[list[Any]]]:
+    """What :func:`select_batch` reads, with every row's order-key values (the values SQLite
+    sorted on, in the order's keys): a live list places a changed record among the rows it
+    holds by them."""
     compiled = _compile(ctx, query)
     by_id = len(compiled.order) == 1  # the order is the id alone
     statement = _select(
@@ -352,10 +362,7 @@ def select_batch(ctx: ReadContext, query: EntryQuery, *, after: Sequence[Any] | 
         after=None if after is None else after_clause(compiled.order, after),
         hints=_hints(ctx, query, compiled, limit))
     rows = _execute(ctx.conn, statement).fetchall()
-    if not rows:
-        return [], None
-    last = rows[-1]
-    return rows, [last[0]] if by_id else list(last[6:])
+    return rows, [[row[0]] if by_id else list(row[6:]) for row in rows]
 
 
 def select_assets(conn: sqlite3.Connection, *, after: str | None, limit: int) -> list[Any]:
