@@ -6,6 +6,7 @@ HTTP, so what they exercise is the same code path as production: sockets, keep-a
 tokens, retries.  Mutate the model from any thread while it is being served.
 """
 
+from .editor import SpaceEditor
 from .faults import Faults
 from .generate import generate_space
 from .project import Project
@@ -23,6 +24,7 @@ __all__ = [
     "Request",
     "Response",
     "Space",
+    "SpaceEditor",
     "Stack",
     "generate_space",
 ]
