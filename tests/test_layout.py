@@ -115,3 +115,20 @@ def test_ui_modules_may_import_their_toolkit(tmp_path: Path) -> None:
     (copy / "qt.py").write_text("from PySide6.QtCore import QObject\n")
     (copy / "kivy.py").write_text("from kivy.event import EventDispatcher\n")
     assert violations(copy) == []
+
+
+def test_importing_localcache_loads_no_ui_toolkit() -> None:
+    """In a fresh interpreter: the package, its live lists and the emulator load, and no UI
+    toolkit is among the loaded modules (the static rule above can miss an indirect import)."""
+    import subprocess
+    import sys
+
+    script = ("import sys, localcache, localcache.live, localcache.emulator, localcache.cli\n"
+              f"print(sorted(m for m in sys.modules if m.split('.')[0] in {UI_TOOLKITS!r}))")
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "[]"
+    probe = subprocess.run([sys.executable, "-c", script.replace(
+        "localcache.cli\n", "localcache.cli, kivy.event\n")], capture_output=True, text=True)
+    # The probe can tell: with a toolkit imported, the same script names it.
+    assert probe.returncode != 0 or "kivy" in probe.stdout
