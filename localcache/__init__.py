@@ -9,6 +9,7 @@ import logging as _logging
 
 from . import signals
 from ._version import __version__
+from .autosync import AutoSync, SyncStatus
 from .cache import Cache
 from .errors import (
     AuthenticationError,
@@ -41,6 +42,7 @@ _logging.getLogger("localcache").addHandler(_logging.NullHandler())
 
 __all__ = [
     "AuthenticationError",
+    "AutoSync",
     "Cache",
     "ChangeSet",
     "ConfigurationError",
@@ -65,6 +67,7 @@ __all__ = [
     "StoreMismatchError",
     "SyncError",
     "SyncResult",
+    "SyncStatus",
     "TokenRejectedError",
     "TypeCounts",
     "__version__",

@@ -11,7 +11,8 @@ from types import TracebackType
 from typing import Any
 
 from ._version import __version__
-from .errors import ConfigurationError, SnapshotError, StoreCorruptError
+from .autosync import AutoSync, CommitGate
+from .errors import ConfigurationError, SnapshotError, StoreCorruptError, StoreError
 from .model import ContentTypeInfo, LocaleInfo
 from .paths import default_store_path
 from .providers.base import Provider
@@ -29,6 +30,9 @@ from .sync.engine import SyncEngine, SyncResult
 __all__ = ["Cache"]
 
 log = logging.getLogger("localcache.cache")
+
+#: How long :meth:`Cache.close` lets a running AutoSync finish a ``COMMIT`` under way.
+_AUTO_SYNC_STOP_SECONDS = 1.0
 
 
 def _open_store(path: Path, provider: Provider, snapshot: Path | None,
@@ -120,6 +124,9 @@ class Cache(CacheReads):
         self._chain_lock = threading.Lock()
         self._chain: LocaleChain | None = None
         self._search = SearchIndex(store, wanted=search)
+        self._auto_lock = threading.Lock()
+        self._auto: AutoSync | None = None
+        self._auto_refused = False  # closing: no AutoSync may start any more
 
     def __repr__(self) -> str:
         return f"Cache({self.provider!r}, path={str(self.path)!r})"
@@ -139,10 +146,16 @@ class Cache(CacheReads):
         """Close every connection to the store, whichever thread opened it, and the provider's
         HTTP session. The store file, its ``-wal`` and ``-shm`` are released.
 
-        A read or page write under way on another thread is given a few seconds to finish.
+        A running :class:`~localcache.AutoSync` is stopped first (within a second; a page in
+        flight commits whole or not at all). A read or page write under way on another thread
+        is given a few seconds to finish.
         Afterwards every read, :meth:`sync` and :meth:`create_snapshot` raises StoreError
         ("the cache is closed"). Calling it again does nothing.
         """
+        with self._auto_lock:
+            auto, self._auto_refused = self._auto, True
+        if auto is not None:
+            auto.stop(timeout=_AUTO_SYNC_STOP_SECONDS)
         self._store.close()
         if self.provider is not None:
             self.provider.close()
@@ -157,13 +170,18 @@ class Cache(CacheReads):
         Raises a :class:`~localcache.LocalCacheError` subclass on failure; every page
         committed before the failure stays, and the next call resumes after it.
         """
+        return self._sync(full=full)
+
+    def _sync(self, *, full: bool = False, gate: CommitGate | None = None) -> SyncResult:
+        """:meth:`sync`; with ``gate``, every write transaction passes it (AutoSync.stop)."""
         if self.provider is None:
             raise ConfigurationError(
                 f"the cache at {str(self.path)!r} was opened for reading (Cache.open); "
                 "give Cache a provider to sync it")
         self._store.ensure_open()
         try:
-            engine = SyncEngine(self._store, self.provider, self, lock_wait=self.lock_wait,
+            store = self._store if gate is None else gate.guard(self._store)
+            engine = SyncEngine(store, self.provider, self, lock_wait=self.lock_wait,
                                 search=self._search.enabled)
             return engine.run(full=full)
         finally:
@@ -171,6 +189,30 @@ class Cache(CacheReads):
                 self._chain = None
             if self._indexes_pending:  # declared hot fields waited for the first locales
                 self._refresh_field_indexes(wait=False)
+
+    def start_auto_sync(self, interval: float = 300.0) -> AutoSync:
+        """Keep the store current in the background: a sync now, then every ``interval``
+        seconds, with backoff while offline (docs/autosync.md).
+
+        One daemon thread per Cache: while one runs, this returns it (with its own
+        interval); a stopped one is replaced. Its syncs and :meth:`sync` never run at once
+        (a manual sync meanwhile may raise StoreBusyError; see ``lock_wait``).
+        :meth:`close` stops it.
+        """
+        if self.provider is None:
+            raise ConfigurationError(
+                f"the cache at {str(self.path)!r} was opened for reading (Cache.open); "
+                "give Cache a provider to sync it")
+        with self._auto_lock:
+            if self._auto_refused:
+                raise StoreError(f"cannot start an automatic sync of store {str(self.path)!r}: "
+                                 "the cache is closed; open a new Cache to sync it")
+            if self._auto is not None and self._auto.status.state != "stopped":
+                return self._auto
+            auto = AutoSync(self, interval)
+            auto.start()
+            self._auto = auto
+            return auto
 
     # -- search and content types -------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn
 
 from .errors import ConfigurationError, LocalCacheError
 
@@ -67,6 +67,13 @@ def _build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--preview", action="store_true", help="use the preview API")
     sync.add_argument("--app-name", help="application name for the default store directory")
     sync.add_argument("--snapshot", type=Path, help="seed a new store from this snapshot file")
+    sync.add_argument("--limit", type=int,
+                      help="Contentful: items per initial-sync page (1-1000, default 1000)")
+    sync.add_argument("--type", dest="sync_type",
+                      help="initial sync of one kind only: Contentful Entry, Asset, Deletion, "
+                           "...; Contentstack entry_published, asset_published, ...")
+    sync.add_argument("--content-type",
+                      help="initial sync of one content type (Contentful: with --type Entry)")
     sync.add_argument("--full", action="store_true",
                       help="force a fresh initial sync, built beside the live data")
     sync.add_argument("--rebuild-if-corrupt", action="store_true",
@@ -141,6 +148,7 @@ def _fail(message: str, secrets: list[str], code: int = 1) -> int:
 def _sync(args: argparse.Namespace) -> int:
     from . import signals
     from .cache import Cache
+    from .progress import SyncProgress
 
     provider = _provider(args)
     with Cache(provider, path=args.db, app_name=args.app_name, snapshot=args.snapshot,
@@ -148,7 +156,7 @@ def _sync(args: argparse.Namespace) -> int:
         if cache.snapshot_error is not None:
             print(f"localcache: warning: snapshot not used: {cache.snapshot_error}",
                   file=sys.stderr)
-        progress = _Progress(sys.stderr)
+        progress = SyncProgress(sys.stderr)
         with signals.sync_progress.connected_to(progress, sender=cache):
             result = cache.sync(full=args.full)
         progress.done()
@@ -162,11 +170,18 @@ def _provider(args: argparse.Namespace) -> Any:
     from .providers.kontent import Kontent
 
     token = args.token or os.environ.get(TOKEN_ENV)
+    if args.limit is not None and args.provider != "contentful":
+        raise ConfigurationError("--limit applies to Contentful only: the other vendors' sync "
+                                 "pages have a fixed size")
     if args.provider == "kontent":
         environment_id = args.environment_id or args.space
         if not environment_id:
             raise ConfigurationError("sync --provider kontent needs --environment-id")
-        return Kontent(environment_id, token, args.preview, args.api_version, args.base_url)
+        if args.sync_type is not None:
+            raise ConfigurationError("--type does not apply to Kontent.ai")
+        filters = {"system.type": args.content_type} if args.content_type else None
+        return Kontent(environment_id, token, args.preview, args.api_version, args.base_url,
+                       filters=filters)
     if not token:
         raise ConfigurationError(f"sync needs an access token: pass --token or set {TOKEN_ENV}")
     if args.provider == "contentstack":
@@ -175,32 +190,14 @@ def _provider(args: argparse.Namespace) -> Any:
             raise ConfigurationError("sync --provider contentstack needs --api-key and "
                                      "--environment")
         return Contentstack(api_key, token, args.environment, args.region, args.base_url,
-                            args.branch)
+                            args.branch, content_type_uid=args.content_type,
+                            sync_type=args.sync_type)
     if not args.space:
         raise ConfigurationError("sync needs --space")
+    sync_type = args.sync_type or ("Entry" if args.content_type else "all")
     return Contentful(args.space, token, args.environment or "master", args.base_url,
-                      preview=args.preview)
-
-
-class _Progress:
-    """Progress lines on stderr, from the second page on (a one-page sync stays quiet)."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.shown = False
-
-    def __call__(self, sender: object, *, page: int, items: int, total: int | None) -> None:
-        if page < 2:
-            return
-        of = f" of {total}" if total else ""
-        end = "\r" if self.stream.isatty() else "\n"
-        self.stream.write(f"page {page}: {items}{of} items committed{end}")
-        self.stream.flush()
-        self.shown = True
-
-    def done(self) -> None:
-        if self.shown and self.stream.isatty():
-            self.stream.write("\n")
+                      preview=args.preview, sync_type=sync_type,
+                      content_type=args.content_type, limit=args.limit)
 
 
 def _open_store(path: Path) -> Any:

@@ -345,7 +345,9 @@ class LiveQuery:
                                           changes.affected)
             if (self.content_type is not None
                     and self.content_type not in changes.content_types):
-                changed = ()  # an entry never changes its content type
+                # None of the changed entries is of this type now; one of the window's was,
+                # before it was deleted and created again as another type.
+                changed = tuple(i for i in changed if i in self._key_of)
         for record_id in deleted:
             self._remove(record_id, listener, edits)
         found: dict[str, tuple[Record, Key]] = {}

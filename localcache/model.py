@@ -155,6 +155,9 @@ class Page:
     # ``whole_type`` delta, which removes the definition too.)
     content_types: list[ContentTypeInfo] = field(default_factory=list, repr=False)
     deleted_content_types: list[str] = field(default_factory=list, repr=False)
+    # The page size the request asked for, where the client chose it (Contentful's initial
+    # ``limit``, halved after "Response size too big"): kept in the sync state.
+    limit: int | None = None
 
     @property
     def last(self) -> bool:

@@ -3,22 +3,26 @@
 All live in a private blinker ``Namespace``, so their names never clash with the app's. The
 sender is always the :class:`~localcache.Cache`; payloads are keyword arguments:
 
-=====================  ==========================================================
-``sync_started``       a sync began (``initial=``: True for an initial sync)
-``sync_progress``      a page committed (``page=``, ``items=``, ``total=`` or None)
-``sync_finished``      ``result=``: the :class:`SyncResult`
-``sync_failed``        ``error=``: the :class:`~localcache.LocalCacheError`
-``entry_changed``      ``id=``, ``record=``: an entry was added or updated
-``entry_deleted``      ``id=``: an entry the store held is gone
-``asset_changed``      ``id=``, ``record=``
-``asset_deleted``      ``id=``
-``changes_committed``  ``changes=``: one :class:`ChangeSet` per committed page
-=====================  ==========================================================
+=======================  ==========================================================
+``sync_started``         a sync began (``initial=``: True for an initial sync)
+``sync_progress``        a page committed (``page=``, ``items=``, ``total=`` or None)
+``sync_finished``        ``result=``: the :class:`SyncResult`
+``sync_failed``          ``error=``: the :class:`~localcache.LocalCacheError`
+``entry_changed``        ``id=``, ``record=``: an entry was added or updated
+``entry_deleted``        ``id=``: an entry the store held is gone
+``asset_changed``        ``id=``, ``record=``
+``asset_deleted``        ``id=``
+``changes_committed``    ``changes=``: one :class:`ChangeSet` per committed page
+``sync_status_changed``  ``status=``: the new :class:`~localcache.SyncStatus` of the
+                         background sync (``cache.start_auto_sync()``), on every change
+=======================  ==========================================================
 
 Signals are sent only after the page's transaction commits, on the syncing thread; UI adapters
 move them to the UI thread. After each commit, every record that page changed fires once,
 carrying the record as that commit stored it (merged, all locales), so the last signal a record
 gets in a sync agrees with the store; a page that changes nothing fires no per-record signal.
+``sync_status_changed`` is sent by the thread that changed the state: the background sync's,
+or the one calling ``pause()``, ``resume()`` or ``stop()``.
 A receiver that raises is logged and the sync goes on. Blinker holds receivers weakly by
 default: keep a reference to a receiver defined inside a function, or connect it with
 ``weak=False``.
@@ -43,6 +47,7 @@ __all__ = [
     "sync_finished",
     "sync_progress",
     "sync_started",
+    "sync_status_changed",
 ]
 
 log = logging.getLogger("localcache.signals")
@@ -62,6 +67,9 @@ asset_changed = _signals.signal(
 asset_deleted = _signals.signal("asset-deleted", doc="A stored asset was deleted. kwargs: id")
 changes_committed = _signals.signal(
     "changes-committed", doc="A page committed. kwargs: changes (a ChangeSet)")
+sync_status_changed = _signals.signal(
+    "sync-status-changed",
+    doc="The background sync changed state. kwargs: status (a SyncStatus)")
 
 
 @dataclass(frozen=True)

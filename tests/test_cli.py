@@ -63,13 +63,69 @@ def test_sync_export_and_stats(emulator: Any, tmp_path: Path) -> None:
     assert (figures["entries"], figures["assets"], figures["synced"]) == (1, 1, True)
 
 
-def test_multi_page_sync_shows_progress_on_stderr(tmp_path: Path) -> None:
+def test_initial_sync_options_and_quiet_progress_off_a_terminal(tmp_path: Path) -> None:
     space = generate_space(entries=120, assets=5, seed=3)
-    with Emulator(space, access_token=TOKEN, page_size=25) as emu:
-        done = run_cli(*sync_args(emu, tmp_path / "s.sqlite3"))
+    authors = sorted(i for i, e in space.published_entries().items()
+                     if e["sys"]["contentType"]["sys"]["id"] == "author")
+    with Emulator(space, access_token=TOKEN) as emu:
+        done = run_cli(*sync_args(emu, tmp_path / "s.sqlite3"), "--limit", "25")
+        only = run_cli(*sync_args(emu, tmp_path / "a.sqlite3"), "--content-type", "author")
+        assets = run_cli(*sync_args(emu, tmp_path / "b.sqlite3"), "--type", "Asset")
+        bad = run_cli(*sync_args(emu, tmp_path / "c.sqlite3"), "--limit", "1001")
     assert done.returncode == 0, done.stderr
-    assert "page 2:" in done.stderr and "page 5:" in done.stderr
-    assert len(done.stdout.strip().splitlines()) == 1
+    assert "initial sync: 5 page(s), 125 item(s)" in done.stdout
+    assert done.stderr == ""  # off a terminal: a line every few seconds, not one per page
+    assert only.returncode == 0 and f"entries +{len(authors)} " in only.stdout
+    assert "assets +0" in only.stdout
+    assert assets.returncode == 0 and "entries +0 " in assets.stdout
+    assert "assets +5" in assets.stdout
+    assert bad.returncode != 0 and "limit must be between 1 and 1000" in bad.stderr
+
+
+class _Terminal:
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_progress_is_a_bar_on_a_terminal_and_a_line_every_few_seconds_elsewhere() -> None:
+    from localcache.progress import SyncProgress
+
+    now = [100.0]
+    log = _Terminal(tty=False)
+    progress = SyncProgress(log, every=5.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    for page in range(1, 31):  # 30 pages, one a second
+        now[0] += 1.0
+        progress(None, page=page, items=page * 100, total=None)
+    progress.done()
+    lines = log.text.splitlines()
+    assert len(lines) == 7  # at 5, 10, ... 30 s, and the end
+    assert lines[0] == "sync: 500 items, 100 items/s, 0:05 elapsed"
+    assert lines[-1] == "sync: 3,000 items, 100 items/s, 0:30 elapsed"
+
+    now[0] = 0.0
+    tty = _Terminal(tty=True)
+    bar = SyncProgress(tty, clock=lambda: now[0])  # type: ignore[arg-type]
+    for page in range(1, 5):
+        now[0] += 2.0
+        bar(None, page=page, items=page * 250, total=2000)
+    bar.done()
+    assert tty.text.count("\r") == 5 and tty.text.endswith("\n")
+    assert "\rsync [============            ]  50% 1,000/2,000 items, 125 items/s, 0:08 elapsed, " \
+           "ETA 0:08\x1b[K" in tty.text
+    quiet = _Terminal(tty=True)
+    SyncProgress(quiet, clock=lambda: 0.0).done()  # type: ignore[arg-type]
+    assert quiet.text == ""
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -147,7 +203,8 @@ def _kill_and_resume(tmp_path: Path, kills: int, seed: int) -> int:
             space.delete_entry(rng.choice(ids))
             remember()
             before = emu.requests_served
-            proc = subprocess.Popen([sys.executable, "-m", "localcache", *sync_args(emu, db)],
+            proc = subprocess.Popen([sys.executable, "-m", "localcache", *sync_args(emu, db),
+                                     "--limit", str(page)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                     env=_env())
             target = before + rng.randint(2, 5)

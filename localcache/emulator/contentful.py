@@ -387,6 +387,14 @@ class ContentfulAPI:
             f"{request.base_url}/spaces/{space.space_id}/environments/{space.environment}"
             f"/sync?sync_token={follow.encode()}"
         )
+        size = sum(len(item) + 1 for item in page.items) + len(url) + 64
+        if size > self.faults.max_response_bytes:
+            raise _HttpError(
+                400,
+                "BadRequest",
+                "Response size too big. Maximum allowed response size: "
+                f"{self.faults.max_response_bytes}B.",
+            )
         return b"".join(
             (
                 b'{"sys":{"type":"Array"},"items":[',

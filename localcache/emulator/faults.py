@@ -16,6 +16,8 @@ from enum import Enum
 
 from .wire import Response
 
+MAX_RESPONSE_BYTES = 7_340_032  # Contentful's cap on a response body (7 MiB)
+
 __all__ = ["Fault", "FaultKind", "Faults", "RequestHook", "spoil"]
 
 RequestHook = Callable[[str, dict[str, list[str]]], None]
@@ -55,6 +57,9 @@ class Faults:
         self.latency: float = 0.0
         self.reject_tokens: bool = False
         self.on_request: RequestHook | None = None
+        #: Contentful refuses a sync page whose body would exceed this many bytes (400
+        #: BadRequest, "Response size too big"), as the real CDA does near 7 MB.
+        self.max_response_bytes: int = MAX_RESPONSE_BYTES
 
     # -- one-shot faults -------------------------------------------------------------------
 
@@ -123,6 +128,7 @@ class Faults:
             self.latency = 0.0
             self.reject_tokens = False
             self.on_request = None
+            self.max_response_bytes = MAX_RESPONSE_BYTES
 
 
 def spoil(response: Response, fault: Fault | None, malformed_body: bytes) -> Response:

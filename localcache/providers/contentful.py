@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -44,6 +45,7 @@ log = logging.getLogger("localcache.contentful")
 DELIVERY_URL = "https://cdn.contentful.com"
 PREVIEW_URL = "https://preview.contentful.com"
 CONTENT_TYPES_LIMIT = 1000  # the most a CDA collection request returns
+SYNC_LIMIT = 1000  # the most items an initial sync page may ask for, and our default
 SYNC_TYPES = ("all", "Entry", "Asset", "Deletion", "DeletedEntry", "DeletedAsset")
 _RECORD_TYPES: dict[str, tuple[RecordType, bool]] = {
     "Entry": ("Entry", False), "Asset": ("Asset", False),
@@ -54,7 +56,14 @@ class Contentful:
     """A Contentful space and environment, read through the Sync API.
 
     ``sync_type``, ``content_type`` and ``limit`` apply to the initial sync only, as the API
-    requires; later syncs continue with the filters the initial sync fixed.
+    requires; later syncs continue with the filters the initial sync fixed. ``limit`` defaults
+    to 1000, the documented maximum (ten times fewer round trips than the server's default of
+    100). A page the server refuses as too big (400 "Response size too big", near 7 MB) is
+    asked for again with half the limit: the first request at once; a later page of an initial
+    sync by starting that sync over (the limit lives in the sync token and cannot be changed);
+    a page of a sync resumed from a stored token by refusing the token (``TokenRejectedError``),
+    which makes the engine rebuild with the smaller limit. ``limit_in_use`` tells the limit
+    the next initial sync asks for.
     """
 
     name = "contentful"
@@ -89,6 +98,7 @@ class Contentful:
         self.sync_type = sync_type
         self.content_type = content_type
         self.limit = limit
+        self.limit_in_use = SYNC_LIMIT if limit is None else limit
         self.base_url = check_base_url(
             base_url or (PREVIEW_URL if preview else DELIVERY_URL),
             allow_insecure_http=allow_insecure_http,
@@ -183,11 +193,28 @@ class Contentful:
 
     def pages(self, token: ContinuationToken | None) -> Iterator[Page]:
         number = 0
+        fresh = token is None  # an initial sync begun here can start over with a smaller page
         while True:
             number += 1
             params = self._initial_params() if token is None else {"sync_token": token.value}
-            response = self._get("/sync", params, what=f"sync page {number}", token=token)
+            try:
+                response = self._get("/sync", params, what=f"sync page {number}", token=token)
+            except SyncError as error:
+                if not (_too_big(error) and self.limit_in_use > 1):
+                    raise
+                self.limit_in_use //= 2
+                log.info("sync page %d was too big for the server; asking for %d items a page",
+                         number, self.limit_in_use)
+                if token is not None and not fresh:
+                    raise TokenRejectedError(
+                        f"{error}; the page size lives in the sync token, so the sync starts "
+                        f"over with {self.limit_in_use} items a page", status=error.status,
+                        request_id=error.request_id) from error
+                token = None  # the first request again, or the initial sync over
+                continue
             page = self.parse_page(response, number)
+            if fresh:  # the page size this initial sync asked for (its token keeps it)
+                page = replace(page, limit=self.limit_in_use)
             yield page
             if page.last:
                 return
@@ -199,8 +226,7 @@ class Contentful:
             params["type"] = self.sync_type
         if self.content_type is not None:
             params["content_type"] = self.content_type
-        if self.limit is not None:
-            params["limit"] = str(self.limit)
+        params["limit"] = str(self.limit_in_use)
         return params
 
     def _get(
@@ -375,3 +401,9 @@ def _error_body(body: bytes) -> tuple[str | None, str | None]:
     message = data.get("message")
     return (kind if isinstance(kind, str) else None,
             message[:300] if isinstance(message, str) else None)
+
+
+def _too_big(error: SyncError) -> bool:
+    """Whether the server refused a page for its size (400 BadRequest, "Response size too
+    big"), which a smaller ``limit`` cures."""
+    return error.status == 400 and "response size too big" in str(error).lower()

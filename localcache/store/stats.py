@@ -45,5 +45,11 @@ def store_stats(store: Store) -> dict[str, Any]:
         "synced": token is not None and token.kind == "sync",
         "sync_in_progress": token is not None and token.kind == "page",
         "last_sync_at": store.state("last_sync_at"),
+        # The page size the last initial sync asked for (Contentful), where the client chose it.
+        "page_limit": _number(store.state("page_limit")),
         "file_bytes": store.path.stat().st_size if store.path.exists() else 0,
     }
+
+
+def _number(text: str | None) -> int | None:
+    return int(text) if text is not None and text.isdigit() else None

@@ -239,10 +239,12 @@ class SyncEngine:
 
     @staticmethod
     def _rebuild_state(page: Page) -> dict[str, str | None]:
+        limit = {"page_limit": str(page.limit)} if page.limit is not None else {}
         if not page.last:
-            return {"rebuild_token": page.next_token.value, "last_page_at": _now()}
+            return {"rebuild_token": page.next_token.value, "last_page_at": _now(), **limit}
         return {"rebuild_token": None, "token": page.next_token.value, "token_kind": "sync",
-                "initial_in_progress": "0", "last_page_at": _now(), "last_sync_at": _now()}
+                "initial_in_progress": "0", "last_page_at": _now(), "last_sync_at": _now(),
+                **limit}
 
     def _pages(self, token: ContinuationToken | None, initial: bool, tally: _Tally) -> None:
         for page in _prefetched(self.provider.pages(token)):
@@ -350,6 +352,7 @@ class SyncEngine:
                 initial_in_progress="1" if initial and not page.last else "0",
                 last_page_at=_now(),
                 **({"last_sync_at": _now()} if page.last else {}),
+                **({"page_limit": str(page.limit)} if page.limit is not None else {}),
             )
         return changes, affected
 

@@ -284,7 +284,7 @@ def test_sync_response0(load_fixture: Any, store_path: Path, recorder: Recorder)
     assert server.requests == [
         f"/spaces/{EXAMPLE}/environments/master/locales?limit=1000",
         f"/spaces/{EXAMPLE}/environments/master/content_types?skip=0&limit=1000",
-        f"/spaces/{EXAMPLE}/environments/master/sync?initial=true",
+        f"/spaces/{EXAMPLE}/environments/master/sync?initial=true&limit=1000",  # the default page size
     ]
 
 
@@ -452,7 +452,7 @@ def test_multilocale_two_page_initial_sync(load_fixture: Any, store_path: Path,
         assert changesets[1].assets_added == ()
         assert cache.stats()["synced"] is True
     assert [r for r in server.requests if "/sync?" in r] == [
-        f"/spaces/{SMF}/environments/master/sync?initial=true",
+        f"/spaces/{SMF}/environments/master/sync?initial=true&limit=1000",
         f"/spaces/{SMF}/environments/master/sync?sync_token={token_of(first)}",
     ]
 
