@@ -91,6 +91,8 @@ def _build_parser() -> argparse.ArgumentParser:
     source.add_argument("--from-pages", type=Path,
                         help="a directory of saved sync pages (JSON files, in name order)")
     create.add_argument("--output", type=Path, required=True, help="the snapshot file to write")
+    create.add_argument("--compress", action="store_true",
+                        help="store the database zlib-compressed (about a quarter of its size)")
     create.add_argument("--space", help="space id (--from-pages; default: read from the pages)")
     create.add_argument("--environment", help="environment (--from-pages; default: from pages)")
     info = snapshot_commands.add_parser("info", help="print a snapshot's metadata",
@@ -247,7 +249,7 @@ def _snapshot(args: argparse.Namespace) -> int:
             return 0
     elif args.db is not None:
         with _open_store(args.db) as cache:  # a clear error when it is missing or not a store
-            info = cache.create_snapshot(args.output)
+            info = cache.create_snapshot(args.output, compress=args.compress)
     else:
         info = _snapshot_from_pages(args)
     for key, value in info.to_json().items():
@@ -268,7 +270,7 @@ def _snapshot_from_pages(args: argparse.Namespace) -> Any:
             Cache(provider, path=Path(scratch) / "pages.sqlite3") as cache:
         while not provider.exhausted:
             cache.sync()
-        return cache.create_snapshot(args.output)
+        return cache.create_snapshot(args.output, compress=args.compress)
 
 
 def _emulator(args: argparse.Namespace) -> int:

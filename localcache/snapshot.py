@@ -12,6 +12,15 @@ file beside the target while hashing them, checks the hash, the format version a
 (provider, space, environment), and only then renames the file into place: a corrupted or
 mismatched snapshot leaves nothing behind. The copied store carries its continuation token, so
 the next sync fetches only what changed since the snapshot was made.
+
+A compressed snapshot (``compress=True``, format 2) stores the database as zlib blocks, one per
+8 MiB of database, each behind its 4-byte length: compressed and expanded a block at a time
+(memory stays flat both ways), and expanded on two threads, since zlib lets go of the GIL. Its
+header adds ``compression``, and ``stored_size``/``stored_sha256`` of the bytes as stored;
+``size`` and ``sha256`` still describe the database. Installing checks the stored bytes'
+SHA-256 as it reads them, and each block's Adler-32 and size as it expands them; it does not
+hash the expanded database a second time. zlib, not lzma: at a similar size (about a quarter of
+the store) it expands four times faster, and the first launch waits for that.
 """
 
 from __future__ import annotations
@@ -22,7 +31,10 @@ import json
 import os
 import sqlite3
 import struct
-from dataclasses import asdict, dataclass, field
+import zlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -40,10 +52,14 @@ __all__ = [
 ]
 
 SNAPSHOT_FORMAT = 1
+COMPRESSED_FORMAT = 2  # the database as one zlib stream
+_FORMATS = (SNAPSHOT_FORMAT, COMPRESSED_FORMAT)
 MAGIC = b"LOCALCACHE-SNAPSHOT\n"
 _LENGTH = struct.Struct(">Q")
 _MAX_HEADER = 1 << 20
 _CHUNK = 1 << 20
+_BLOCK = 8 << 20  # database bytes a compressed block holds
+_BLOCK_LENGTH = struct.Struct(">I")
 
 
 @dataclass(frozen=True)
@@ -65,31 +81,48 @@ class SnapshotInfo:
     sha256: str
     size: int
     extra: dict[str, Any] = field(default_factory=dict)
+    compression: str | None = None  # "zlib" in format 2 (zlib blocks)
+    stored_size: int | None = None  # format 2: the compressed bytes in the file
+    stored_sha256: str | None = None
 
     @property
     def scope(self) -> StoreScope:
         return StoreScope(self.provider, self.space, self.environment)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.compression is None:  # format 1 as before: readable by older versions
+            for key in ("compression", "stored_size", "stored_sha256"):
+                del data[key]
+        return data
 
 
-def create_snapshot(store_path: Path, output: Path, *, library_version: str) -> SnapshotInfo:
-    """Write a snapshot of the store at ``store_path`` to ``output``.
+def create_snapshot(store_path: Path, output: Path, *, library_version: str,
+                    compress: bool = False) -> SnapshotInfo:
+    """Write a snapshot of the store at ``store_path`` to ``output`` (zlib-compressed, format
+    2, with ``compress``).
 
     ``VACUUM INTO`` copies one committed state of the store (a page boundary, even while a sync
     writes), compacted. The output appears under its name only when complete.
     """
     output = Path(output)
     work = output.with_name(f".{output.name}.{os.getpid()}.db")
+    packed = output.with_name(f".{output.name}.{os.getpid()}.z")
     partial = output.with_name(f".{output.name}.{os.getpid()}.part")
     try:
         with contextlib.closing(sqlite3.connect(store_path)) as source:
             source.execute("VACUUM INTO ?", (str(work),))
         info = _describe_copy(work, library_version)
+        payload = work
+        if compress:
+            with open(work, "rb") as db, open(packed, "wb") as out:
+                stored_sha256, stored_size = _deflate(db, out)
+            info = replace(info, format=COMPRESSED_FORMAT, compression="zlib",
+                           stored_size=stored_size, stored_sha256=stored_sha256)
+            payload = packed
         with open(partial, "wb") as out:
             _write_header(out, info)
-            with open(work, "rb") as db:
+            with open(payload, "rb") as db:
                 _pump(db, out)
             out.flush()
             os.fsync(out.fileno())
@@ -101,9 +134,23 @@ def create_snapshot(store_path: Path, output: Path, *, library_version: str) -> 
         raise SnapshotError(f"cannot write snapshot {str(output)!r}: "
                             f"{exc.strerror or exc}") from None
     finally:
-        for leftover in (work, partial):
+        for leftover in (work, packed, partial):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+
+
+def _deflate(source: BinaryIO, out: BinaryIO) -> tuple[str, int]:
+    """Compress ``source`` into ``out`` as zlib blocks, each of _BLOCK bytes of the database
+    (the last one shorter) behind its 4-byte length; the SHA-256 and size written."""
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := source.read(_BLOCK):
+        block = zlib.compress(chunk, 6)
+        for piece in (_BLOCK_LENGTH.pack(len(block)), block):
+            digest.update(piece)
+            out.write(piece)
+        size += _BLOCK_LENGTH.size + len(block)
+    return digest.hexdigest(), size
 
 
 def _describe_copy(work: Path, library_version: str) -> SnapshotInfo:
@@ -190,11 +237,14 @@ def _read_header(handle: BinaryIO, path: Path) -> tuple[SnapshotInfo, int]:
         meta = json.loads(handle.read(length))
         if not isinstance(meta, dict):
             raise ValueError("not an object")
-        if meta.get("format") != SNAPSHOT_FORMAT:
+        if meta.get("format") not in _FORMATS:
             raise SnapshotError(
                 f"snapshot {str(path)!r} has format {meta.get('format')!r}; this localcache "
-                f"reads format {SNAPSHOT_FORMAT}. Rebuild the snapshot with this version")
+                f"reads formats {', '.join(map(str, _FORMATS))}. Rebuild the snapshot with "
+                "this version")
         info = SnapshotInfo(**meta)
+        if (info.format == COMPRESSED_FORMAT) != (info.compression == "zlib"):
+            raise ValueError(f"format {info.format} with compression {info.compression!r}")
     except (ValueError, TypeError) as exc:
         raise SnapshotError(f"snapshot {str(path)!r} has damaged metadata: {exc}") from None
     return info, len(MAGIC) + _LENGTH.size + length
@@ -233,14 +283,73 @@ def install_snapshot(snapshot: str | Path, target: Path, scope: StoreScope) -> S
 
 
 def _copy_verified(handle: BinaryIO, partial: Path, info: SnapshotInfo, source: Path) -> None:
+    corrupted = SnapshotError(f"snapshot {str(source)!r} is corrupted: its content does not "
+                              "match its SHA-256; nothing was installed")
     with open(partial, "wb") as out:
-        digest, size = _pump(handle, out)
-        if size != info.size or digest != info.sha256:
-            raise SnapshotError(
-                f"snapshot {str(source)!r} is corrupted: its content does not match its "
-                "SHA-256; nothing was installed")
+        if info.compression is None:
+            digest, size = _pump(handle, out)
+            if size != info.size or digest != info.sha256:
+                raise corrupted
+        else:
+            digest, size, expanded = _inflate(handle, out)
+            if (size, digest) != (info.stored_size, info.stored_sha256):
+                raise corrupted
+            if expanded != info.size:
+                raise SnapshotError(f"snapshot {str(source)!r} is corrupted: it expands to "
+                                    f"{expanded} bytes, not {info.size}; nothing was installed")
         out.flush()
         os.fsync(out.fileno())
+
+
+def _inflate(source: BinaryIO, out: BinaryIO) -> tuple[str, int, int]:
+    """Expand the zlib blocks of ``source`` into ``out``: the stored bytes' SHA-256 and size,
+    and the size written. Blocks expand on two threads (zlib lets go of the GIL), each
+    written at its own offset, at most four in flight, so memory stays flat. A damaged block
+    (zlib checks its Adler-32) or a block of the wrong size raises SnapshotError."""
+    digest = hashlib.sha256()
+    size = 0
+    offset = 0
+    pending: deque[Future[int]] = deque()
+    descriptor = out.fileno()
+
+    def expand(block: bytes, at: int) -> int:
+        try:
+            data = zlib.decompress(block)
+        except zlib.error as exc:
+            raise SnapshotError(f"the snapshot's compressed database is damaged ({exc}); "
+                                "nothing was installed") from None
+        os.pwrite(descriptor, data, at)
+        return len(data)
+
+    def settle(future: Future[int], last: bool) -> None:
+        written = future.result()
+        if written > _BLOCK or (written != _BLOCK and not last):
+            raise SnapshotError("the snapshot's compressed database has a block of the wrong "
+                                "size; nothing was installed")
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="localcache-inflate") as pool:
+        try:
+            while header := source.read(_BLOCK_LENGTH.size):
+                length = (_BLOCK_LENGTH.unpack(header)[0]
+                          if len(header) == _BLOCK_LENGTH.size else -1)
+                block = source.read(length) if 0 < length <= 2 * _BLOCK else b""
+                if len(block) != length:
+                    raise SnapshotError("the snapshot's compressed database is cut short; "
+                                        "nothing was installed")
+                digest.update(header)
+                digest.update(block)
+                size += len(header) + length
+                if len(pending) >= 4:
+                    settle(pending.popleft(), last=False)
+                pending.append(pool.submit(expand, block, offset))
+                offset += _BLOCK
+            while pending:
+                settle(pending.popleft(), last=not pending)
+        finally:
+            for future in pending:
+                future.cancel()
+    expanded = os.fstat(descriptor).st_size
+    return digest.hexdigest(), size, expanded
 
 
 def should_replace(info: SnapshotInfo, last_sync_at: str | None, newest_update: str | None,
