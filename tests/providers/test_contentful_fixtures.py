@@ -284,7 +284,8 @@ def test_sync_response0(load_fixture: Any, store_path: Path, recorder: Recorder)
     assert server.requests == [
         f"/spaces/{EXAMPLE}/environments/master/locales?limit=1000",
         f"/spaces/{EXAMPLE}/environments/master/content_types?skip=0&limit=1000",
-        f"/spaces/{EXAMPLE}/environments/master/sync?initial=true&limit=1000",  # the default page size
+        # the default page size: Contentful's documented maximum
+        f"/spaces/{EXAMPLE}/environments/master/sync?initial=true&limit=1000",
     ]
 
 
