@@ -372,6 +372,7 @@ class LiveQuery:
             row = self.row_of(record_id)
             if row is not None and record_id not in placed:
                 self._edit(Changed(row, self._records[row]), listener, edits)
+                listener.after(edits[-1])
         return edits
 
     def _fits(self, key: Key) -> bool:

@@ -197,9 +197,11 @@ def test_edits_are_moves_and_changes_not_remove_and_insert(emulator: Any, tmp_pa
         live.fetch_more()
         assert live.ids == ("e0", "e1", "e2", "e3", "e4", "e5")
         seen: list[list[Edit]] = []
+        mirror = Mirror()
+        mirror.rows = list(live.ids)
 
         def follow(sender: object, changes: signals.ChangeSet) -> None:
-            seen.append(live.apply(changes))
+            seen.append(live.apply(changes, mirror))
 
         signals.changes_committed.connect(follow, sender=cache)
         try:
@@ -215,6 +217,7 @@ def test_edits_are_moves_and_changes_not_remove_and_insert(emulator: Any, tmp_pa
         assert any(isinstance(e, Changed) and e.record.id == "e5" for e in edits)
         assert not any(isinstance(e, (Removed, Inserted)) for e in edits)
         assert live.ids == ("e1", "e2", "e3", "e4", "e5", "e0")
+        assert mirror.pending is None and mirror.rows == list(live.ids)  # every before, after
         assert live.record(1).field("title") == "T2"
 
 
