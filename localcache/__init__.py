@@ -9,9 +9,14 @@ import logging as _logging
 
 from . import signals
 from ._version import __version__
+from .assets.check import AssetReport
+from .assets.files import AssetFiles, AssetStats
+from .assets.policy import AssetPolicy
+from .assets.runner import AssetDownload
 from .autosync import AutoSync, SyncStatus
 from .cache import Cache
 from .errors import (
+    AssetError,
     AuthenticationError,
     ConfigurationError,
     LocalCacheError,
@@ -41,6 +46,12 @@ from .sync.engine import SyncResult, TypeCounts
 _logging.getLogger("localcache").addHandler(_logging.NullHandler())
 
 __all__ = [
+    "AssetDownload",
+    "AssetError",
+    "AssetFiles",
+    "AssetPolicy",
+    "AssetReport",
+    "AssetStats",
     "AuthenticationError",
     "AutoSync",
     "Cache",

@@ -318,8 +318,13 @@ class AutoSync:
 
     def _after_sync(self, result: SyncResult) -> None:
         """What follows each successful sync on this thread, while the state is still
-        ``"syncing"``: the one place for work that must see the synced store (issue 12 puts
-        the asset downloads here; they must give up when ``self._stopping`` is set)."""
+        ``"syncing"``: the one place for work that must see the synced store. With
+        ``Cache(..., assets=)``, the asset files the sync queued are downloaded here; the run
+        gives up within a chunk once :meth:`stop` is called (docs/assets.md), and a full disk
+        is logged and kept in ``cache.assets.last_error``, not counted as a failed sync."""
+        files = self.cache._asset_files
+        if files is not None and not self._stopping:
+            files.download_after_sync(lambda: self._stopping)
 
     def _failed(self, exc: Exception) -> None:
         if isinstance(exc, StoreBusyError):

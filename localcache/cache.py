@@ -11,6 +11,10 @@ from types import TracebackType
 from typing import Any
 
 from ._version import __version__
+from .assets.bundle import bundler
+from .assets.files import AssetFiles
+from .assets.opening import assets_directory, open_asset_files
+from .assets.policy import AssetPolicy
 from .autosync import AutoSync, CommitGate
 from .errors import ConfigurationError, SnapshotError, StoreCorruptError, StoreError
 from .model import ContentTypeInfo, LocaleInfo
@@ -36,7 +40,7 @@ _AUTO_SYNC_STOP_SECONDS = 1.0
 
 
 def _open_store(path: Path, provider: Provider, snapshot: Path | None,
-                rebuild_if_corrupt: bool) -> tuple[Store, Seeding]:
+                rebuild_if_corrupt: bool, files_to: Path | None = None) -> tuple[Store, Seeding]:
     """Seed (when a snapshot is given) and open the store.
 
     A snapshot that cannot be used leaves the store as it was (or, on a first launch, an empty
@@ -46,8 +50,8 @@ def _open_store(path: Path, provider: Provider, snapshot: Path | None,
     """
 
     def attempt() -> tuple[Store, Seeding]:
-        seeding = (seed_store(path, provider.scope, snapshot) if snapshot is not None
-                   else Seeding())
+        seeding = (seed_store(path, provider.scope, snapshot, files_to)
+                   if snapshot is not None else Seeding())
         return Store(path, provider.scope, verify=rebuild_if_corrupt), seeding
 
     try:
@@ -68,7 +72,8 @@ class Cache(CacheReads):
     exist yet (or replaces an older one, see docs/snapshot.md) before it opens; a snapshot that
     cannot be used is logged and reported in :attr:`snapshot_error`, and the Cache opens anyway.
     Reads work offline, from any thread, until :meth:`close`, and always see whole committed
-    pages.
+    pages. With ``assets=AssetPolicy(...)``, the asset binaries are kept on disk too
+    (:attr:`assets`, :meth:`asset_path`; docs/assets.md); without it, none are.
     """
 
     def __init__(
@@ -83,6 +88,7 @@ class Cache(CacheReads):
         rebuild_if_corrupt: bool = False,
         indexes: Mapping[str, Sequence[str]] | None = None,
         search: bool = True,
+        assets: AssetPolicy | None = None,
     ) -> None:
         if not isinstance(provider, Provider):
             raise ConfigurationError(
@@ -93,22 +99,42 @@ class Cache(CacheReads):
             provider.scope, app_name, app_author)
         store, seeding = _open_store(
             where, provider, Path(snapshot) if snapshot is not None else None,
-            rebuild_if_corrupt)
+            rebuild_if_corrupt, None if assets is None else  # a snapshot's asset files go there
+            assets_directory(provider.scope, assets, app_name, app_author))
         self._attach(provider, where, store, seeding, lock_wait=lock_wait, search=search)
+        if assets is not None:  # asset files (docs/assets.md); without assets=, none at all
+            self._open_assets(provider, assets, app_name=app_name, app_author=app_author)
         self._search.prepare(self._locale_chain)
         self._use_field_indexes(indexes)
         if self.seeded is not None:
             announce_seed(self, self._store, started)
 
     @classmethod
-    def open(cls, path: str | Path) -> Cache:
+    def open(cls, path: str | Path, *, assets: AssetPolicy | bool = False,
+             asset_base_url: str | None = None) -> Cache:
         """An existing store, read with no provider: what ``localcache export`` and ``stats``
         use. Every read works; :meth:`sync` raises ConfigurationError, since nothing says
-        where the content comes from. A missing file raises StoreError."""
+        where the content comes from. A missing file raises StoreError.
+
+        ``assets=True`` uses the asset policy, directory and asset base URL the app's Cache
+        stored in the store (``localcache assets download``); an AssetPolicy, that one."""
         cache = cls.__new__(cls)
         cache._attach(None, Path(path), Store(Path(path), create=False), Seeding(),
                       lock_wait=0.0, search=None)
+        if assets is not False:
+            cache._open_assets(None, assets, asset_base_url=asset_base_url)
         return cache
+
+    _asset_files: AssetFiles | None
+
+    def _open_assets(self, provider: Provider | None, assets: AssetPolicy | bool,
+                     **options: Any) -> None:
+        try:
+            self._asset_files = open_asset_files(self, self._store, provider, assets,
+                                                 **options)
+        except BaseException:
+            self._store.close()
+            raise
 
     def _attach(self, provider: Provider | None, path: Path, store: Store, seeding: Seeding,
                 *, lock_wait: float, search: bool | None) -> None:
@@ -127,6 +153,7 @@ class Cache(CacheReads):
         self._auto_lock = threading.Lock()
         self._auto: AutoSync | None = None
         self._auto_refused = False  # closing: no AutoSync may start any more
+        self._asset_files = None
 
     def __repr__(self) -> str:
         return f"Cache({self.provider!r}, path={str(self.path)!r})"
@@ -156,6 +183,8 @@ class Cache(CacheReads):
             auto, self._auto_refused = self._auto, True
         if auto is not None:
             auto.stop(timeout=_AUTO_SYNC_STOP_SECONDS)
+        if self._asset_files is not None:
+            self._asset_files.close()
         self._store.close()
         if self.provider is not None:
             self.provider.close()
@@ -214,6 +243,24 @@ class Cache(CacheReads):
             self._auto = auto
             return auto
 
+    # -- asset files (docs/assets.md) ----------------------------------------------------------
+
+    @property
+    def assets(self) -> AssetFiles:
+        """The asset files: ``download()``, ``fetch()``, ``pin()``, ``check()``, ``stats()``.
+        ConfigurationError when the Cache was opened without ``assets=``."""
+        if self._asset_files is None:
+            raise ConfigurationError(
+                f"the cache at {str(self.path)!r} keeps no asset files; open it with "
+                "Cache(..., assets=AssetPolicy(...))")
+        return self._asset_files
+
+    def asset_path(self, asset_id: str, locale: str | None = None) -> Path | None:
+        """The file of an asset on disk, in ``locale`` (default: the default locale, then its
+        fallback chain); None until it is downloaded, and from the commit that removed the
+        asset's record. One indexed read: cheap enough for every row a list view draws."""
+        return self.assets.path(asset_id, locale)
+
     # -- search and content types -------------------------------------------------------------
 
     def search(self, text: str, locale: str | None = None, content_type: str | None = None,
@@ -244,15 +291,25 @@ class Cache(CacheReads):
         found = self._resolve_links(record.links(field, locale))
         return [target for target in found if target is not None]
 
-    def create_snapshot(self, path: str | Path, *, compress: bool = False) -> SnapshotInfo:
+    def create_snapshot(self, path: str | Path, *, compress: bool = False,
+                        with_assets: bool | AssetPolicy = False) -> SnapshotInfo:
         """Write a snapshot of this store to ``path`` for an app to bundle (docs/snapshot.md);
         with ``compress``, a zlib stream about a quarter of the store's size.
+
+        ``with_assets`` bundles the asset files on disk (an AssetPolicy: those it keeps), so
+        a seeded first launch shows them with no network; the snapshot's checksums cover them.
 
         Consistent even while a sync runs: it captures one committed page boundary.
         """
         self._store.ensure_open()
+        directory = None
+        if with_assets is not False:
+            directory = self.assets.directory
+            self.assets.flush()
+        files = bundler(directory, with_assets if isinstance(with_assets, AssetPolicy)
+                        else None)
         return create_snapshot(self.path, Path(path), library_version=__version__,
-                               compress=compress)
+                               compress=compress, files=files)
 
     def locales(self) -> list[LocaleInfo]:
         with self._store.reading():

@@ -1,4 +1,4 @@
-"""The ``localcache`` command: sync, export, stats, emulator, demo.
+"""The ``localcache`` command: sync, export, stats, snapshot, assets, emulator, demo.
 
 Every failure prints one line on stderr naming what failed and exits non-zero; no traceback
 reaches the user, and no access token appears in anything printed.
@@ -28,6 +28,7 @@ EPILOG = {
     "export": "example: localcache export --db app.sqlite3 > content.jsonl",
     "snapshot": "example: localcache snapshot create --db app.sqlite3 --output content.snap",
     "stats": "example: localcache stats --db app.sqlite3",
+    "assets": "example: localcache assets download --db app.sqlite3",
     "emulator": "example: localcache emulator --port 8000",
     "demo": "example: localcache demo",
 }
@@ -93,6 +94,15 @@ def _build_parser() -> argparse.ArgumentParser:
     create.add_argument("--output", type=Path, required=True, help="the snapshot file to write")
     create.add_argument("--compress", action="store_true",
                         help="store the database zlib-compressed (about a quarter of its size)")
+    create.add_argument("--with-assets", action="store_true",
+                        help="bundle the asset files on disk (with --db; the directory the "
+                             "app's Cache stored), so a first launch shows them offline")
+    create.add_argument("--asset-locales", help="with --with-assets: only these locales "
+                                                "(comma-separated)")
+    create.add_argument("--asset-mime-types", help="with --with-assets: only these types, "
+                                                   "e.g. image/*,application/pdf")
+    create.add_argument("--asset-max-file-size", type=int,
+                        help="with --with-assets: only files of at most this many bytes")
     create.add_argument("--space", help="space id (--from-pages; default: read from the pages)")
     create.add_argument("--environment", help="environment (--from-pages; default: from pages)")
     info = snapshot_commands.add_parser("info", help="print a snapshot's metadata",
@@ -108,6 +118,8 @@ def _build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--db", type=Path, required=True)
     stats.add_argument("--json", action="store_true", help="print JSON")
 
+    _asset_commands(commands)
+
     emulator = commands.add_parser("emulator", help="run a local CMS for app development",
                                    epilog=EPILOG["emulator"])
     emulator.add_argument("--port", type=int, default=8000)
@@ -120,6 +132,30 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", type=Path, help="where to keep the demo store (default: temp)")
     demo.add_argument("--entries", type=int, default=500)
     return parser
+
+
+def _asset_commands(commands: Any) -> None:
+    assets = commands.add_parser("assets", help="download or check a store's asset files",
+                                 epilog=EPILOG["assets"])
+    asset_commands = assets.add_subparsers(dest="assets_command", required=True,
+                                           parser_class=_Parser)
+    download = asset_commands.add_parser(
+        "download", help="fetch the asset files the store needs and the disk lacks, with the "
+                         "policy the app's Cache stored", epilog=EPILOG["assets"])
+    check = asset_commands.add_parser(
+        "check", help="compare the asset files on disk with the store",
+        epilog="example: localcache assets check --db app.sqlite3 --fix")
+    for command in (download, check):
+        command.add_argument("--db", type=Path, required=True)
+        command.add_argument("--directory", type=Path,
+                             help="the asset directory (default: the one the app's Cache "
+                                  "stored, else the user cache directory)")
+        command.add_argument("--asset-base-url",
+                             help="replace the scheme and host of asset URLs (default: stored)")
+    download.add_argument("--workers", type=int, help="downloads at once (default: stored, 8)")
+    check.add_argument("--fix", action="store_true",
+                       help="remove orphans, queue missing and damaged files again")
+    check.add_argument("--json", action="store_true", help="print JSON")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -202,10 +238,30 @@ def _provider(args: argparse.Namespace) -> Any:
                       content_type=args.content_type, limit=args.limit)
 
 
-def _open_store(path: Path) -> Any:
+def _open_store(path: Path, assets: bool = False) -> Any:
     from .cache import Cache
 
-    return Cache.open(path)
+    return Cache.open(path, assets=assets)
+
+
+def _bundled(args: argparse.Namespace) -> Any:
+    """``with_assets=`` for ``snapshot create``: False, True, or a policy that filters."""
+    from .assets.policy import AssetPolicy
+
+    def listed(text: str | None) -> list[str] | None:
+        return None if text is None else [part.strip() for part in text.split(",")]
+
+    filters = (args.asset_locales, args.asset_mime_types, args.asset_max_file_size)
+    if not args.with_assets:
+        if any(value is not None for value in filters):
+            raise ConfigurationError("--asset-locales, --asset-mime-types and "
+                                     "--asset-max-file-size go with --with-assets")
+        return False
+    if all(value is None for value in filters):
+        return True
+    return AssetPolicy(locales=listed(args.asset_locales),
+                       mime_types=listed(args.asset_mime_types),
+                       max_file_size=args.asset_max_file_size)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -248,13 +304,22 @@ def _snapshot(args: argparse.Namespace) -> int:
             print(json.dumps(info.to_json(), indent=2))
             return 0
     elif args.db is not None:
-        with _open_store(args.db) as cache:  # a clear error when it is missing or not a store
-            info = cache.create_snapshot(args.output, compress=args.compress)
+        bundled = _bundled(args)
+        # Cache.open gives a clear error when the file is missing or is not a store.
+        with _open_store(args.db, assets=bundled is not False) as cache:
+            info = cache.create_snapshot(args.output, compress=args.compress,
+                                         with_assets=bundled)
     else:
+        if args.with_assets:
+            raise ConfigurationError("--with-assets needs --db: saved sync pages hold no "
+                                     "asset files")
         info = _snapshot_from_pages(args)
     for key, value in info.to_json().items():
         if key == "token" and value:
             value = f"{value[:12]}... ({len(value)} chars)"
+        elif key == "assets" and value:
+            value = (f"{len(value['files'])} files, {value['size']:,} bytes, "
+                     f"sha256 {value['sha256']}")
         print(f"{key:>16}: {value}")
     return 0
 
@@ -271,6 +336,59 @@ def _snapshot_from_pages(args: argparse.Namespace) -> Any:
         while not provider.exhausted:
             cache.sync()
         return cache.create_snapshot(args.output, compress=args.compress)
+
+
+def _open_assets(args: argparse.Namespace) -> Any:
+    """The store with its asset files: the stored policy, with the command line's changes."""
+    import dataclasses
+
+    from .cache import Cache
+
+    cache = Cache.open(args.db, assets=True, asset_base_url=args.asset_base_url)
+    changes = {key: value for key, value in (
+        ("directory", args.directory), ("workers", getattr(args, "workers", None)))
+        if value is not None}
+    if not changes:
+        return cache
+    policy = dataclasses.replace(cache.assets.policy, **changes)
+    cache.close()
+    return Cache.open(args.db, assets=policy, asset_base_url=args.asset_base_url)
+
+
+def _assets(args: argparse.Namespace) -> int:
+    from .progress import SyncProgress
+
+    class FileProgress(SyncProgress):
+        """The sync progress bar, counting files."""
+
+        def render(self, now: float) -> str:
+            return super().render(now).replace("sync", "assets", 1).replace("items", "files")
+
+    with _open_assets(args) as cache:
+        if args.assets_command == "check":
+            report = cache.assets.check(fix=args.fix)
+            found = {key: getattr(report, key) for key in (
+                "missing", "orphaned", "damaged", "pending", "skipped")}
+            if args.json:
+                print(json.dumps({**found, "fixed": report.fixed, "clean": report.clean},
+                                 indent=2))
+            else:
+                for key, values in found.items():
+                    print(f"{key:>10}: {len(values)}")
+                print("     clean: yes" if report.clean else "     clean: no")
+            return 0 if report.clean or args.fix else 1
+        bar = FileProgress(sys.stderr)
+        run = cache.assets.download(
+            progress=lambda settled, total: bar(None, page=0, items=settled, total=total))
+        bar.done()
+        stats = cache.assets.stats()
+    print(f"assets: {run.downloaded} downloaded ({run.bytes:,} bytes), {run.failed} failed, "
+          f"{run.skipped} skipped, in {run.seconds:.1f}s; {stats.files} files, "
+          f"{stats.bytes:,} bytes on disk")
+    if run.failed:
+        raise LocalCacheError(f"{run.failed} asset files could not be downloaded (see -v); "
+                              "run the command again to retry them")
+    return 0
 
 
 def _emulator(args: argparse.Namespace) -> int:
@@ -301,6 +419,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export": _export,
     "stats": _stats,
     "snapshot": _snapshot,
+    "assets": _assets,
     "emulator": _emulator,
     "demo": _demo,
 }

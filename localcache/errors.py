@@ -14,10 +14,13 @@ The whole tree, in one place::
      │    ├── TokenRejectedError   the continuation token was refused (needs a fresh sync)
      │    └── PageError            a response could not be understood; nothing of it applied
      ├── SnapshotError             a snapshot could not be created or installed
-     └── QueryError                a malformed query: unknown operator, bad where/order_by
+     ├── QueryError                a malformed query: unknown operator, bad where/order_by
+     └── AssetError                asset files could not be downloaded or kept: the disk is
+                                   full, the asset directory cannot be written
 
 Foreign errors (requests, sqlite3, json) are mapped to these types where they are caught, in
-``providers/http.py`` (network), ``providers/`` (wire format) and ``store/`` (SQLite). Messages name
+``providers/http.py`` (network), ``providers/`` (wire format), ``store/`` (SQLite) and
+``assets/fetch.py`` (asset downloads: network and disk). Messages name
 the operation, the resource and what to do next. They never contain an access token: callers
 pass only the pieces of a request that are safe to show.
 """
@@ -25,6 +28,7 @@ pass only the pieces of a request that are safe to show.
 from __future__ import annotations
 
 __all__ = [
+    "AssetError",
     "AuthenticationError",
     "ConfigurationError",
     "LocalCacheError",
@@ -115,3 +119,9 @@ class SnapshotError(LocalCacheError):
 class QueryError(LocalCacheError):
     """A read query was malformed: an unknown operator or sys key, a value of the wrong kind,
     a bad ``order_by`` entry, a negative limit or offset. The message names the key."""
+
+
+class AssetError(LocalCacheError):
+    """Asset files could not be downloaded or kept (docs/assets.md): the disk is full, or the
+    asset directory cannot be written. The store and the files already on disk are unharmed;
+    the message says what to do (free space, fix the directory's permissions)."""

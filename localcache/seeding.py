@@ -46,9 +46,11 @@ class Seeding:
     error: SnapshotError | None = None
 
 
-def seed_store(path: Path, scope: StoreScope, snapshot: Path) -> Seeding:
-    """Install ``snapshot`` at ``path`` when the rules allow. A damaged snapshot is reported
-    in the result, not raised; the caller's mistakes raise SnapshotError."""
+def seed_store(path: Path, scope: StoreScope, snapshot: Path,
+               files_to: Path | None = None) -> Seeding:
+    """Install ``snapshot`` at ``path`` when the rules allow, and the asset files it bundles
+    in ``files_to`` (None: a Cache without ``assets=`` leaves them out). A damaged snapshot is
+    reported in the result, not raised; the caller's mistakes raise SnapshotError."""
     _check_given(snapshot)
     first_launch = not path.exists()
     try:
@@ -62,8 +64,8 @@ def seed_store(path: Path, scope: StoreScope, snapshot: Path) -> Seeding:
             f"environment {scope.environment!r}; bundle the snapshot of this space")
     try:
         if first_launch:
-            return Seeding(installed=install_snapshot(snapshot, path, scope))
-        return Seeding(installed=_upgrade(path, scope, snapshot, info))
+            return Seeding(installed=install_snapshot(snapshot, path, scope, files_to))
+        return Seeding(installed=_upgrade(path, scope, snapshot, info, files_to))
     except SnapshotError as exc:
         return _unusable(path, first_launch, exc)
 
@@ -85,15 +87,15 @@ def _unusable(path: Path, first_launch: bool, error: SnapshotError) -> Seeding:
     return Seeding(error=error)
 
 
-def _upgrade(path: Path, scope: StoreScope, snapshot: Path,
-             info: SnapshotInfo) -> SnapshotInfo | None:
+def _upgrade(path: Path, scope: StoreScope, snapshot: Path, info: SnapshotInfo,
+             files_to: Path | None) -> SnapshotInfo | None:
     """Replace the store under the app-upgrade rule, deciding and installing under the sync
     lock: a sync that started after the decision could otherwise be clobbered."""
     try:
         with SyncLock(path):
             if not _upgrade_wanted(path, scope, info):
                 return None
-            installed = install_snapshot(snapshot, path, scope)
+            installed = install_snapshot(snapshot, path, scope, files_to)
     except StoreBusyError:
         log.info("a sync holds %s; keeping it rather than installing the bundled snapshot", path)
         return None

@@ -15,6 +15,9 @@ sender is always the :class:`~localcache.Cache`; payloads are keyword arguments:
 ``changes_committed``    ``changes=``: one :class:`ChangeSet` per committed page
 ``sync_status_changed``  ``status=``: the new :class:`~localcache.SyncStatus` of the
                          background sync (``cache.start_auto_sync()``), on every change
+``asset_file_ready``     ``id=``, ``locale=``, ``path=``: an asset file landed on disk
+                         (``Cache(..., assets=)``; docs/assets.md)
+``asset_file_removed``   ``id=``, ``locale=``: an asset file was removed from disk
 =======================  ==========================================================
 
 Signals are sent only after the page's transaction commits, on the syncing thread; UI adapters
@@ -23,6 +26,10 @@ carrying the record as that commit stored it (merged, all locales), so the last 
 gets in a sync agrees with the store; a page that changes nothing fires no per-record signal.
 ``sync_status_changed`` is sent by the thread that changed the state: the background sync's,
 or the one calling ``pause()``, ``resume()`` or ``stop()``.
+``asset_file_ready`` is sent by the thread that downloaded the file, after it is in place and
+recorded; ``asset_file_removed`` after the file is unlinked, which for a deleted or unpublished
+asset is after the commit that removed its record. ``locale`` is None for a file the vendor does
+not localize (Kontent.ai).
 A receiver that raises is logged and the sync goes on. Blinker holds receivers weakly by
 default: keep a reference to a receiver defined inside a function, or connect it with
 ``weak=False``.
@@ -40,6 +47,8 @@ __all__ = [
     "ChangeSet",
     "asset_changed",
     "asset_deleted",
+    "asset_file_ready",
+    "asset_file_removed",
     "changes_committed",
     "entry_changed",
     "entry_deleted",
@@ -70,6 +79,10 @@ changes_committed = _signals.signal(
 sync_status_changed = _signals.signal(
     "sync-status-changed",
     doc="The background sync changed state. kwargs: status (a SyncStatus)")
+asset_file_ready = _signals.signal(
+    "asset-file-ready", doc="An asset file landed on disk. kwargs: id, locale, path")
+asset_file_removed = _signals.signal(
+    "asset-file-removed", doc="An asset file was removed from disk. kwargs: id, locale")
 
 
 @dataclass(frozen=True)

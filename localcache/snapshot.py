@@ -21,6 +21,12 @@ header adds ``compression``, and ``stored_size``/``stored_sha256`` of the bytes 
 SHA-256 as it reads them, and each block's Adler-32 and size as it expands them; it does not
 hash the expanded database a second time. zlib, not lzma: at a similar size (about a quarter of
 the store) it expands four times faster, and the first launch waits for that.
+
+A snapshot with asset files (format 3, ``files=``: docs/assets.md) puts them after the database
+part (plain or compressed, as ``compression`` says), each file's bytes in the order of
+``assets["files"]``: ``[name, size, sha256]``; ``assets["size"]`` and ``assets["sha256"]``
+cover all of them. Installing stages every file beside its final name and checks each digest
+and the total before anything is renamed into place: the files first, then the database.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import sqlite3
 import struct
 import zlib
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -53,7 +60,12 @@ __all__ = [
 
 SNAPSHOT_FORMAT = 1
 COMPRESSED_FORMAT = 2  # the database as one zlib stream
-_FORMATS = (SNAPSHOT_FORMAT, COMPRESSED_FORMAT)
+FILES_FORMAT = 3  # the database (plain or zlib) followed by asset files
+_FORMATS = (SNAPSHOT_FORMAT, COMPRESSED_FORMAT, FILES_FORMAT)
+
+FileBundler = Callable[[sqlite3.Connection], Sequence[tuple[str, Path]]]
+"""Given the snapshot's copy of the store, brings its asset bookkeeping in line with what
+travels along, and returns the files to bundle: (name, path on disk)."""
 MAGIC = b"LOCALCACHE-SNAPSHOT\n"
 _LENGTH = struct.Struct(">Q")
 _MAX_HEADER = 1 << 20
@@ -84,6 +96,7 @@ class SnapshotInfo:
     compression: str | None = None  # "zlib" in format 2 (zlib blocks)
     stored_size: int | None = None  # format 2: the compressed bytes in the file
     stored_sha256: str | None = None
+    assets: dict[str, Any] | None = None  # format 3: {"files": [[name, size, sha256]], ...}
 
     @property
     def scope(self) -> StoreScope:
@@ -94,13 +107,15 @@ class SnapshotInfo:
         if self.compression is None:  # format 1 as before: readable by older versions
             for key in ("compression", "stored_size", "stored_sha256"):
                 del data[key]
+        if self.assets is None:
+            del data["assets"]
         return data
 
 
 def create_snapshot(store_path: Path, output: Path, *, library_version: str,
-                    compress: bool = False) -> SnapshotInfo:
+                    compress: bool = False, files: FileBundler | None = None) -> SnapshotInfo:
     """Write a snapshot of the store at ``store_path`` to ``output`` (zlib-compressed, format
-    2, with ``compress``).
+    2, with ``compress``; with the files ``files`` bundles, format 3).
 
     ``VACUUM INTO`` copies one committed state of the store (a page boundary, even while a sync
     writes), compacted. The output appears under its name only when complete.
@@ -109,21 +124,33 @@ def create_snapshot(store_path: Path, output: Path, *, library_version: str,
     work = output.with_name(f".{output.name}.{os.getpid()}.db")
     packed = output.with_name(f".{output.name}.{os.getpid()}.z")
     partial = output.with_name(f".{output.name}.{os.getpid()}.part")
+    bundle = output.with_name(f".{output.name}.{os.getpid()}.files")
     try:
         with contextlib.closing(sqlite3.connect(store_path)) as source:
             source.execute("VACUUM INTO ?", (str(work),))
+        bundled: Sequence[tuple[str, Path]] = ()
+        if files is not None:
+            with contextlib.closing(sqlite3.connect(work)) as copy:
+                bundled = files(copy)
+                copy.commit()
         info = _describe_copy(work, library_version)
+        if bundled:
+            with open(bundle, "wb") as out:
+                manifest = _pack_files(bundled, out)
+            info = replace(info, format=FILES_FORMAT, assets=manifest)
         payload = work
         if compress:
             with open(work, "rb") as db, open(packed, "wb") as out:
                 stored_sha256, stored_size = _deflate(db, out)
-            info = replace(info, format=COMPRESSED_FORMAT, compression="zlib",
-                           stored_size=stored_size, stored_sha256=stored_sha256)
+            info = replace(info, format=FILES_FORMAT if bundled else COMPRESSED_FORMAT,
+                           compression="zlib", stored_size=stored_size,
+                           stored_sha256=stored_sha256)
             payload = packed
         with open(partial, "wb") as out:
             _write_header(out, info)
-            with open(payload, "rb") as db:
-                _pump(db, out)
+            for part in (payload, bundle) if bundled else (payload,):
+                with open(part, "rb") as source_part:
+                    _pump(source_part, out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, output)
@@ -134,9 +161,28 @@ def create_snapshot(store_path: Path, output: Path, *, library_version: str,
         raise SnapshotError(f"cannot write snapshot {str(output)!r}: "
                             f"{exc.strerror or exc}") from None
     finally:
-        for leftover in (work, packed, partial):
+        for leftover in (work, packed, partial, bundle):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+
+
+def _pack_files(files: Sequence[tuple[str, Path]], out: BinaryIO) -> dict[str, Any]:
+    """Append each file to ``out``: the manifest, with each file's digest and the total's."""
+    total = hashlib.sha256()
+    listed: list[list[Any]] = []
+    size = 0
+    for name, path in files:
+        digest = hashlib.sha256()
+        length = 0
+        with open(path, "rb") as source:
+            while chunk := source.read(_CHUNK):
+                digest.update(chunk)
+                total.update(chunk)
+                out.write(chunk)
+                length += len(chunk)
+        listed.append([name, length, digest.hexdigest()])
+        size += length
+    return {"files": listed, "size": size, "sha256": total.hexdigest()}
 
 
 def _deflate(source: BinaryIO, out: BinaryIO) -> tuple[str, int]:
@@ -198,11 +244,13 @@ def _hash_file(path: Path) -> tuple[str, int]:
         return _pump(handle)
 
 
-def _pump(source: BinaryIO, out: BinaryIO | None = None) -> tuple[str, int]:
-    """Read ``source`` to its end (copying it to ``out``); its SHA-256 and size."""
+def _pump(source: BinaryIO, out: BinaryIO | None = None,
+          limit: int | None = None) -> tuple[str, int]:
+    """Read ``source`` to its end, or ``limit`` bytes (copying it to ``out``); its SHA-256
+    and size."""
     digest = hashlib.sha256()
     size = 0
-    while chunk := source.read(_CHUNK):
+    while chunk := source.read(_CHUNK if limit is None else min(_CHUNK, limit - size)):
         digest.update(chunk)
         size += len(chunk)
         if out is not None:
@@ -243,15 +291,21 @@ def _read_header(handle: BinaryIO, path: Path) -> tuple[SnapshotInfo, int]:
                 f"reads formats {', '.join(map(str, _FORMATS))}. Rebuild the snapshot with "
                 "this version")
         info = SnapshotInfo(**meta)
-        if (info.format == COMPRESSED_FORMAT) != (info.compression == "zlib"):
+        if info.compression not in (None, "zlib") or (
+                info.format != FILES_FORMAT
+                and (info.format == COMPRESSED_FORMAT) != (info.compression == "zlib")):
             raise ValueError(f"format {info.format} with compression {info.compression!r}")
+        if (info.format == FILES_FORMAT) != isinstance(info.assets, dict):
+            raise ValueError(f"format {info.format} with assets {type(info.assets).__name__}")
     except (ValueError, TypeError) as exc:
         raise SnapshotError(f"snapshot {str(path)!r} has damaged metadata: {exc}") from None
     return info, len(MAGIC) + _LENGTH.size + length
 
 
-def install_snapshot(snapshot: str | Path, target: Path, scope: StoreScope) -> SnapshotInfo:
-    """Verify ``snapshot`` and atomically make it the store at ``target``.
+def install_snapshot(snapshot: str | Path, target: Path, scope: StoreScope,
+                     files_to: Path | None = None) -> SnapshotInfo:
+    """Verify ``snapshot`` and atomically make it the store at ``target``; its asset files,
+    if it bundles any, go to ``files_to`` (None: they are left out).
 
     The caller guarantees no connection to ``target`` is open; stale WAL files (of a replaced
     store, or left behind when a store file was deleted) are removed before the rename, so
@@ -259,6 +313,7 @@ def install_snapshot(snapshot: str | Path, target: Path, scope: StoreScope) -> S
     """
     snapshot = Path(snapshot)
     partial = target.with_name(f".{target.name}.seed-{os.getpid()}")
+    staged: list[tuple[Path, Path]] = []
     try:
         with open(snapshot, "rb") as handle:
             info, _ = _read_header(handle, snapshot)
@@ -269,6 +324,11 @@ def install_snapshot(snapshot: str | Path, target: Path, scope: StoreScope) -> S
                     f"{scope.space!r} environment {scope.environment!r}")
             target.parent.mkdir(parents=True, exist_ok=True)
             _copy_verified(handle, partial, info, snapshot)
+            if info.assets is not None and files_to is not None:
+                _stage_files(handle, info.assets, files_to, snapshot, staged)
+        for temporary, final in staged:  # files first: a store never names a missing file
+            os.replace(temporary, final)
+        staged.clear()
         for suffix in ("-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 target.with_name(target.name + suffix).unlink()
@@ -278,8 +338,40 @@ def install_snapshot(snapshot: str | Path, target: Path, scope: StoreScope) -> S
         raise SnapshotError(f"cannot install snapshot {str(snapshot)!r} at {str(target)!r}: "
                             f"{exc.strerror or exc}") from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
+        for leftover in [partial, *(temporary for temporary, _ in staged)]:
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def _stage_files(handle: BinaryIO, assets: dict[str, Any], directory: Path, source: Path,
+                 staged: list[tuple[Path, Path]]) -> None:
+    """Copy the bundled files beside their final names in ``directory``, checking each
+    file's SHA-256 and the total's; SnapshotError (nothing renamed) when one differs."""
+    corrupted = SnapshotError(f"snapshot {str(source)!r} is corrupted: its asset files do not "
+                              "match their SHA-256; nothing was installed")
+    directory.mkdir(parents=True, exist_ok=True)
+    total = hashlib.sha256()
+    try:
+        for name, size, digest in assets["files"]:
+            if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
+                raise corrupted
+            temporary = directory / f"{name}.part"
+            staged.append((temporary, directory / name))
+            found, remaining = hashlib.sha256(), int(size)
+            with open(temporary, "wb") as out:
+                while remaining and (chunk := handle.read(min(_CHUNK, remaining))):
+                    found.update(chunk)
+                    total.update(chunk)
+                    out.write(chunk)
+                    remaining -= len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            if remaining or found.hexdigest() != digest:
+                raise corrupted
+    except (KeyError, TypeError, ValueError):
+        raise corrupted from None
+    if total.hexdigest() != assets.get("sha256"):
+        raise corrupted
 
 
 def _copy_verified(handle: BinaryIO, partial: Path, info: SnapshotInfo, source: Path) -> None:
@@ -287,11 +379,12 @@ def _copy_verified(handle: BinaryIO, partial: Path, info: SnapshotInfo, source: 
                               "match its SHA-256; nothing was installed")
     with open(partial, "wb") as out:
         if info.compression is None:
-            digest, size = _pump(handle, out)
+            digest, size = _pump(handle, out, info.size if info.assets is not None else None)
             if size != info.size or digest != info.sha256:
                 raise corrupted
         else:
-            digest, size, expanded = _inflate(handle, out)
+            digest, size, expanded = _inflate(handle, out, info.stored_size
+                                              if info.assets is not None else None)
             if (size, digest) != (info.stored_size, info.stored_sha256):
                 raise corrupted
             if expanded != info.size:
@@ -301,7 +394,7 @@ def _copy_verified(handle: BinaryIO, partial: Path, info: SnapshotInfo, source: 
         os.fsync(out.fileno())
 
 
-def _inflate(source: BinaryIO, out: BinaryIO) -> tuple[str, int, int]:
+def _inflate(source: BinaryIO, out: BinaryIO, limit: int | None = None) -> tuple[str, int, int]:
     """Expand the zlib blocks of ``source`` into ``out``: the stored bytes' SHA-256 and size,
     and the size written. Blocks expand on two threads (zlib lets go of the GIL), each
     written at its own offset, at most four in flight, so memory stays flat. A damaged block
@@ -329,7 +422,8 @@ def _inflate(source: BinaryIO, out: BinaryIO) -> tuple[str, int, int]:
 
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="localcache-inflate") as pool:
         try:
-            while header := source.read(_BLOCK_LENGTH.size):
+            while (limit is None or size < limit) and (
+                    header := source.read(_BLOCK_LENGTH.size)):
                 length = (_BLOCK_LENGTH.unpack(header)[0]
                           if len(header) == _BLOCK_LENGTH.size else -1)
                 block = source.read(length) if 0 < length <= 2 * _BLOCK else b""

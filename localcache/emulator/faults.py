@@ -18,7 +18,7 @@ from .wire import Response
 
 MAX_RESPONSE_BYTES = 7_340_032  # Contentful's cap on a response body (7 MiB)
 
-__all__ = ["Fault", "FaultKind", "Faults", "RequestHook", "spoil"]
+__all__ = ["Fault", "FaultKind", "Faults", "FileFaults", "RequestHook", "spoil"]
 
 RequestHook = Callable[[str, dict[str, list[str]]], None]
 """Called with (path, query) before a sync request is served; tests mutate the space in it."""
@@ -31,6 +31,7 @@ class FaultKind(Enum):
     RATE_LIMIT = "rate_limit"
     TRUNCATE = "truncate"
     MALFORMED_JSON = "malformed_json"
+    CORRUPT = "corrupt"  # asset files: the right length, the wrong bytes
 
 
 @dataclass(frozen=True)
@@ -140,3 +141,63 @@ def spoil(response: Response, fault: Fault | None, malformed_body: bytes) -> Res
     elif fault is not None and fault.kind is FaultKind.MALFORMED_JSON:
         response.status, response.body = 200, malformed_body
     return response
+
+
+class FileFaults:
+    """Faults of asset file requests (``emulator.file_faults``): a queue of their own, so a
+    test scripting sync faults is not disturbed by downloads, and the other way round.
+
+    One-shot faults, in order, one per file request: ``server_error``, ``rate_limit`` (429
+    with ``Retry-After`` and ``X-Contentful-RateLimit-Reset``), ``cut_halfway`` (half the
+    bytes of the response, then the connection closes), ``corrupt`` (the right length, the
+    wrong bytes: only a checksum or the ETag can tell). Switches: ``bytes_per_second`` paces
+    every file response (0: as fast as the socket goes), so a test can kill a process in the
+    middle of a file; ``on_request(path, headers)`` runs before each file request is served
+    (``path`` below ``/files``, with its query; ``headers`` lower-cased).
+    The emulator-wide ``faults.latency`` applies to file requests too.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: deque[Fault] = deque()
+        self.bytes_per_second: float = 0.0
+        self.on_request: Callable[[str, dict[str, str]], None] | None = None
+
+    def server_error(self, times: int = 1, status: int = 503) -> None:
+        if not 500 <= status <= 599:
+            raise ValueError(f"server_error status must be 5xx, got {status}")
+        self._enqueue(Fault(FaultKind.SERVER_ERROR, status=status), times)
+
+    def rate_limit(self, times: int = 1, reset: int = 1) -> None:
+        if reset < 0:
+            raise ValueError("reset must be >= 0")
+        self._enqueue(Fault(FaultKind.RATE_LIMIT, status=429, reset=reset), times)
+
+    def cut_halfway(self, times: int = 1) -> None:
+        """Send half of the next ``times`` file responses, then drop the connection."""
+        self._enqueue(Fault(FaultKind.TRUNCATE), times)
+
+    def corrupt(self, times: int = 1) -> None:
+        """Flip bytes in the next ``times`` file responses, keeping their length."""
+        self._enqueue(Fault(FaultKind.CORRUPT), times)
+
+    def _enqueue(self, fault: Fault, times: int) -> None:
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        with self._lock:
+            self._queue.extend([fault] * times)
+
+    def take(self) -> Fault | None:
+        with self._lock:
+            return self._queue.popleft() if self._queue else None
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self.bytes_per_second = 0.0
+            self.on_request = None

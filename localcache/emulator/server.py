@@ -10,6 +10,11 @@ when the request's ``Accept-Encoding`` allows it: ``br`` where the ``brotli`` pa
 installed, ``gzip`` always. ``Content-Length`` then counts the compressed bytes, which is what a
 client has to check a body against. Faults apply to the bytes on the wire: a truncated
 response is half of the compressed body.
+
+Every emulator also serves its model's asset binaries under ``/files/`` (files.py): point a
+provider's ``asset_base_url`` at :attr:`Emulator.asset_base_url`. File requests have faults of
+their own (:attr:`Emulator.file_faults`), among them a connection cut halfway through a file
+and a paced body; a byte range is never compressed.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from .contentful import MEDIA_TYPE, ContentfulAPI
 from .contentstack import ContentstackAPI
-from .faults import Faults
+from .faults import Faults, FileFaults
+from .files import PREFIX as FILES_PREFIX
+from .files import FilesAPI
 from .kontent import KontentAPI
 from .project import Project
 from .space import Space
@@ -191,6 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
         ``Accept-Encoding`` either way, as a CDN's does.
         """
         body = response.body
+        compressible = getattr(response, "compressible", True)
         try:
             phrase = HTTPStatus(response.status).phrase
         except ValueError:
@@ -201,7 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
             f"Date: {self.date_time_string()}",
             *(f"{name}: {value}" for name, value in response.headers),
         ]
-        if body:
+        if body and compressible:
             lines.append("Vary: Accept-Encoding")
             if coding is not None:
                 body = _ENCODERS[coding](body)
@@ -214,10 +222,24 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "HEAD":
             body = b""
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.wfile.write(head + body)
+        pace = getattr(response, "pace", 0.0)
+        if pace > 0 and body:
+            self._paced(head, body, pace)
+        else:
+            self.wfile.write(head + body)
         if response.truncate:
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
+
+
+    def _paced(self, head: bytes, body: bytes, pace: float) -> None:
+        """Write ``body`` at about ``pace`` bytes a second (a slow link, for kill tests)."""
+        self.wfile.write(head)
+        step = max(1024, min(16 * 1024, int(pace / 20)))
+        for start in range(0, len(body), step):
+            self.wfile.write(body[start:start + step])
+            self.wfile.flush()
+            time.sleep(len(body[start:start + step]) / pace)
 
 
 def _internal_error() -> Response:
@@ -291,9 +313,14 @@ class Emulator:
         self.host = host
         self.port = port
         self.faults = Faults()
+        #: Faults of asset file requests (``/files/``), a queue of their own.
+        self.file_faults = FileFaults()
+        self._files = FilesAPI(space, self.file_faults)
         self._apps: list[tuple[str, App]] = [
-            mount(space, access_token, self.faults, page_size)
+            (FILES_PREFIX + "/", self._files),
+            mount(space, access_token, self.faults, page_size),
         ]
+        self._apps.sort(key=lambda pair: len(pair[0]), reverse=True)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._count_lock = threading.Lock()
@@ -308,7 +335,13 @@ class Emulator:
         self._apps.sort(key=lambda pair: len(pair[0]), reverse=True)
 
     def dispatch(self, request: Request) -> Response:
-        """Hand a request to the protocol mounted for its path."""
+        """Hand a request to the protocol mounted for its path; a published asset file's
+        own path (its URL's, with the host replaced) is served as a file."""
+        # Only a path whose last segment has an extension may be a file: the vendors' API
+        # paths never do, so they pay nothing for this.
+        if request.method in ("GET", "HEAD") and "." in request.path.rsplit("/", 1)[-1] \
+                and self._files.serves(request.path):
+            return self._files.handle(request)
         for prefix, app in self._apps:
             if request.path.startswith(prefix):
                 return app.handle(request)
@@ -338,6 +371,12 @@ class Emulator:
     def base_url(self) -> str:
         """``http://host:port`` of the running server."""
         return f"http://{self.authority}"
+
+    @property
+    def asset_base_url(self) -> str:
+        """Where this emulator serves asset binaries: pass it as a provider's
+        ``asset_base_url`` (``http://host:port/files``)."""
+        return f"{self.base_url}{FILES_PREFIX}"
 
     def _bind(self) -> _Server:
         if self._server is not None:

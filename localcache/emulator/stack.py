@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
+from urllib.parse import quote
 
 from .space import format_timestamp, paused_gc
 
@@ -227,7 +228,8 @@ class Stack:
         """Publish one locale of an asset; returns that locale's new ``_version``.
 
         Missing file attributes get the CDA's shapes: ``filename`` defaults to the title (or
-        uid), ``url`` to an images.contentstack.io URL, ``file_size`` is a string.
+        uid), ``url`` to an images.contentstack.io URL (the file name percent-encoded; the
+        emulator serves its bytes under ``/files/``), ``file_size`` is a string.
         ``content_locale`` publishes by fallback, as for :meth:`publish_entry`.
         """
         self._check(uid, locale, content_locale)
@@ -240,7 +242,7 @@ class Stack:
             "tags": [],
             "filename": filename,
             "url": f"https://images.contentstack.io/v3/assets/{self.api_key}/{uid}/{digest}/"
-            f"{filename}",
+            f"{quote(filename, safe='')}",  # percent-encoded, as the CDN's URLs are
             "ACL": {},
             "is_dir": False,
             "parent_uid": None,

@@ -16,6 +16,13 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from ..assets.model import (
+    AssetFile,
+    ImageParams,
+    absolute_url,
+    rebase_url,
+    with_image_params,
+)
 from ..errors import (
     AuthenticationError,
     ConfigurationError,
@@ -38,7 +45,7 @@ from .base import listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url, parse_float_header
 from .wire import decode_json_object, is_text
 
-__all__ = ["Contentful"]
+__all__ = ["Contentful", "asset_files", "image_url"]
 
 log = logging.getLogger("localcache.contentful")
 
@@ -81,6 +88,7 @@ class Contentful:
         limit: int | None = None,
         http: HttpPolicy | None = None,
         allow_insecure_http: bool = False,
+        asset_base_url: str | None = None,
     ) -> None:
         require_text(space_id, "Contentful needs a space_id")
         require_text(access_token, f"Contentful space {space_id!r} needs an access_token")
@@ -109,6 +117,11 @@ class Contentful:
             request_id_header="X-Contentful-Request-Id",
             wait_header=parse_float_header("X-Contentful-RateLimit-Reset"),
         )
+        #: Retries and timeouts, for the asset downloads too.
+        self.http_policy = self._http.policy
+        #: Replaces the scheme and host of every asset file URL (docs/assets.md).
+        self.asset_base_url = None if asset_base_url is None else check_base_url(
+            asset_base_url, allow_insecure_http=allow_insecure_http)
         self._root = (
             f"{self.base_url}/spaces/{quote(space_id, safe='')}"
             f"/environments/{quote(environment, safe='')}"
@@ -126,6 +139,20 @@ class Contentful:
 
     def close(self) -> None:
         self._http.close()
+
+    # -- asset files (docs/assets.md) -------------------------------------------------------
+
+    #: Asset files are described by asset records.
+    asset_source = "Asset"
+
+    def asset_files(self, document: Mapping[str, Any]) -> list[AssetFile]:
+        """The files of a stored asset record, one per locale (see :func:`asset_files`)."""
+        return asset_files(document, self.asset_base_url)
+
+    @staticmethod
+    def image_url(url: str, params: ImageParams) -> str:
+        """``url`` transformed by the Images API (see :func:`image_url`)."""
+        return image_url(url, params)
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -407,3 +434,42 @@ def _too_big(error: SyncError) -> bool:
     """Whether the server refused a page for its size (400 BadRequest, "Response size too
     big"), which a smaller ``limit`` cures."""
     return error.status == 400 and "response size too big" in str(error).lower()
+
+
+# -- asset files --------------------------------------------------------------------------------
+
+_IMAGE_NAMES = {"width": "w", "height": "h", "format": "fm", "quality": "q"}
+
+
+def asset_files(document: Mapping[str, Any], asset_base_url: str | None = None) -> list[AssetFile]:
+    """The files of an asset record as stored (the CDA item): ``fields.file[locale]`` with its
+    protocol-relative ``url``, ``details.size``, ``contentType`` and ``fileName``. A locale
+    whose file has no URL yet (an upload still processing) has no file. Pure: no I/O."""
+    sys = document.get("sys")
+    asset_id = sys.get("id") if isinstance(sys, dict) else None
+    fields = document.get("fields")
+    per_locale = fields.get("file") if isinstance(fields, dict) else None
+    if not is_text(asset_id) or not asset_id or not isinstance(per_locale, dict):
+        return []
+    found = []
+    for locale, file in per_locale.items():
+        url = file.get("url") if isinstance(file, dict) else None
+        if not is_text(url) or not url:
+            continue
+        details = file.get("details")
+        size = details.get("size") if isinstance(details, dict) else None
+        kind, name = file.get("contentType"), file.get("fileName")
+        found.append(AssetFile(
+            asset_id=str(asset_id), locale=str(locale), url=rebase_url(url, asset_base_url),
+            origin=absolute_url(url),
+            size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0
+            else None,
+            content_type=kind if is_text(kind) and kind else None,
+            name=name if is_text(name) else ""))
+    return found
+
+
+def image_url(url: str, params: ImageParams) -> str:
+    """The Images API's transformation of an image file: ``?w=1200&fm=webp&q=80``
+    (``width``/``height``/``format``/``quality`` are accepted as ``w``/``h``/``fm``/``q``)."""
+    return with_image_params(url, params, _IMAGE_NAMES)

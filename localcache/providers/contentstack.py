@@ -20,6 +20,13 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ..assets.model import (
+    AssetFile,
+    ImageParams,
+    absolute_url,
+    rebase_url,
+    with_image_params,
+)
 from ..errors import (
     AuthenticationError,
     ConfigurationError,
@@ -41,7 +48,7 @@ from .base import check_fallbacks, listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
 from .wire import decode_json_object, is_text
 
-__all__ = ["REGIONS", "Contentstack"]
+__all__ = ["REGIONS", "Contentstack", "asset_files", "image_url"]
 
 log = logging.getLogger("localcache.contentstack")
 
@@ -87,6 +94,7 @@ class Contentstack:
         fallbacks: Mapping[str, str] | None = None,
         http: HttpPolicy | None = None,
         allow_insecure_http: bool = False,
+        asset_base_url: str | None = None,
     ) -> None:
         require_text(api_key, "Contentstack needs an api_key")
         require_text(delivery_token, f"Contentstack stack {api_key!r} needs a delivery_token")
@@ -115,6 +123,11 @@ class Contentstack:
             headers["branch"] = branch
         self._http = HttpTransport(headers=headers, policy=http,
                                    request_id_header="X-Request-Id")
+        #: Retries and timeouts, for the asset downloads too.
+        self.http_policy = self._http.policy
+        #: Replaces the scheme and host of every asset file URL (docs/assets.md).
+        self.asset_base_url = None if asset_base_url is None else check_base_url(
+            asset_base_url, allow_insecure_http=allow_insecure_http)
 
     def __repr__(self) -> str:
         return (f"Contentstack(api_key={self.api_key!r}, environment={self.environment!r}, "
@@ -127,6 +140,21 @@ class Contentstack:
 
     def close(self) -> None:
         self._http.close()
+
+    # -- asset files (docs/assets.md) -------------------------------------------------------
+
+    #: Asset files are described by asset records (``sys_assets``).
+    asset_source = "Asset"
+
+    def asset_files(self, document: Mapping[str, Any]) -> list[AssetFile]:
+        """The files of a stored asset record, one per published locale (see
+        :func:`asset_files`)."""
+        return asset_files(document, self.asset_base_url)
+
+    @staticmethod
+    def image_url(url: str, params: ImageParams) -> str:
+        """``url`` transformed by the Image Delivery API (see :func:`image_url`)."""
+        return image_url(url, params)
 
     def fetch_locales(self) -> list[LocaleInfo] | None:
         # The CDA lists no languages (only the Management API does, with fallback_locale):
@@ -336,3 +364,49 @@ def _error_body(body: bytes) -> tuple[int | None, str | None]:
     code, message = data.get("error_code"), data.get("error_message")
     return (code if isinstance(code, int) else None,
             message[:300] if isinstance(message, str) else None)
+
+
+# -- asset files --------------------------------------------------------------------------------
+
+_IMAGE_NAMES = {"w": "width", "h": "height", "fm": "format", "q": "quality"}
+
+
+def asset_files(document: Mapping[str, Any], asset_base_url: str | None = None) -> list[AssetFile]:
+    """The files of an asset record as the store merged it: per published locale, the
+    asset's ``url``, ``file_size`` (a string, as the CDA sends it), ``content_type`` and
+    ``filename``. Pure: no I/O."""
+    sys = document.get("sys")
+    asset_id = sys.get("id") if isinstance(sys, dict) else None
+    fields = document.get("fields")
+    if not is_text(asset_id) or not asset_id or not isinstance(fields, dict):
+        return []
+    urls = fields.get("url")
+    if not isinstance(urls, dict):
+        return []
+
+    def of(name: str, locale: str) -> Any:
+        values = fields.get(name)
+        return values.get(locale) if isinstance(values, dict) else None
+
+    found = []
+    for locale, url in urls.items():
+        if not is_text(url) or not url:
+            continue
+        size = of("file_size", locale)
+        if is_text(size) and size.isdigit():
+            size = int(size)
+        kind, name = of("content_type", locale), of("filename", locale)
+        found.append(AssetFile(
+            asset_id=str(asset_id), locale=str(locale), url=rebase_url(url, asset_base_url),
+            origin=absolute_url(url),
+            size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0
+            else None,
+            content_type=kind if is_text(kind) and kind else None,
+            name=name if is_text(name) else ""))
+    return found
+
+
+def image_url(url: str, params: ImageParams) -> str:
+    """The Image Delivery API's transformation: ``?width=1200&format=webp&quality=80``
+    (``w``/``h``/``fm``/``q`` are accepted for ``width``/``height``/``format``/``quality``)."""
+    return with_image_params(url, params, _IMAGE_NAMES)

@@ -21,12 +21,14 @@ with ``fields = {element_codename: {language: element}}``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
+from ..assets.model import AssetFile, ImageParams, rebase_url, with_image_params
 from ..errors import (
     AuthenticationError,
     ConfigurationError,
@@ -47,7 +49,7 @@ from .base import check_fallbacks, listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
 from .wire import decode_json_object, is_text
 
-__all__ = ["Kontent"]
+__all__ = ["Kontent", "asset_files", "image_url"]
 
 log = logging.getLogger("localcache.kontent")
 
@@ -80,6 +82,7 @@ class Kontent:
         fallbacks: Mapping[str, str] | None = None,
         http: HttpPolicy | None = None,
         allow_insecure_http: bool = False,
+        asset_base_url: str | None = None,
     ) -> None:
         require_text(environment_id, "Kontent needs an environment_id")
         if api_version not in (1, 2):
@@ -104,6 +107,11 @@ class Kontent:
                                        allow_insecure_http=allow_insecure_http)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = HttpTransport(headers=headers, policy=http, request_id_header="X-Request-Id")
+        #: Retries and timeouts, for the asset downloads too.
+        self.http_policy = self._http.policy
+        #: Replaces the scheme and host of every asset file URL (docs/assets.md).
+        self.asset_base_url = None if asset_base_url is None else check_base_url(
+            asset_base_url, allow_insecure_http=allow_insecure_http)
         self._env = quote(environment_id, safe="")
 
     def __repr__(self) -> str:
@@ -117,6 +125,20 @@ class Kontent:
 
     def close(self) -> None:
         self._http.close()
+
+    # -- asset files (docs/assets.md) -------------------------------------------------------
+
+    #: Kontent.ai has no asset records: asset files are named by the asset elements of items.
+    asset_source = "Entry"
+
+    def asset_files(self, document: Mapping[str, Any]) -> list[AssetFile]:
+        """The files the asset elements of a stored item name (see :func:`asset_files`)."""
+        return asset_files(document, self.asset_base_url)
+
+    @staticmethod
+    def image_url(url: str, params: ImageParams) -> str:
+        """``url`` transformed by the image transformation API (see :func:`image_url`)."""
+        return image_url(url, params)
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -457,3 +479,54 @@ def _error_message(body: bytes) -> str | None:
         return None
     message = data.get("message") if isinstance(data, dict) else None
     return message[:300] if isinstance(message, str) else None
+
+
+# -- asset files --------------------------------------------------------------------------------
+
+_IMAGE_NAMES = {"width": "w", "height": "h", "format": "fm", "quality": "q"}
+
+
+def asset_id_of(url: str) -> str:
+    """The asset id in a Kontent.ai asset URL (``/{environment}/{asset id}/{file name}``);
+    for a URL of another shape, a stable id made from it."""
+    segments = [unquote(part) for part in urlsplit(url).path.split("/") if part]
+    if len(segments) >= 3 and segments[-2]:
+        return segments[-2]
+    return "url-" + hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def asset_files(document: Mapping[str, Any], asset_base_url: str | None = None) -> list[AssetFile]:
+    """The files named by the asset elements of a stored item, in any language: each value's
+    ``url``, ``size``, ``type`` and ``name``. The binary of an asset is the same in every
+    language, so each asset is one file (``locale`` None), named once. Pure: no I/O."""
+    fields = document.get("fields")
+    if not isinstance(fields, dict):
+        return []
+    found: dict[str, AssetFile] = {}
+    for by_language in fields.values():
+        if not isinstance(by_language, dict):
+            continue
+        for element in by_language.values():
+            if not isinstance(element, dict) or element.get("type") != "asset" \
+                    or not isinstance(element.get("value"), list):
+                continue
+            for value in element["value"]:
+                url = value.get("url") if isinstance(value, dict) else None
+                if not is_text(url) or not url:
+                    continue
+                asset_id = asset_id_of(url)
+                size, kind, name = value.get("size"), value.get("type"), value.get("name")
+                found.setdefault(asset_id, AssetFile(
+                    asset_id=asset_id, locale=None, url=rebase_url(url, asset_base_url),
+                    origin=url,
+                    size=size if isinstance(size, int) and not isinstance(size, bool)
+                    and size >= 0 else None,
+                    content_type=kind if is_text(kind) and kind else None,
+                    name=name if is_text(name) else ""))
+    return list(found.values())
+
+
+def image_url(url: str, params: ImageParams) -> str:
+    """The image transformation API's version of an image asset: ``?w=1200&fm=webp&q=80``
+    (``width``/``height``/``format``/``quality`` are accepted as ``w``/``h``/``fm``/``q``)."""
+    return with_image_params(url, params, _IMAGE_NAMES)
