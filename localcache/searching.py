@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from .errors import ConfigurationError, QueryError
 from .store.database import Store
 from .store.query import LinkResolver, LocaleChain, Record, fetch_entry
-from .store.search import drop_index, ensure_index, has_index, rebuild_index, search_rows, snippet
+from .store.search import (
+    drop_index,
+    ensure_index,
+    has_index,
+    missing_fts5,
+    rebuild_index,
+    search_rows,
+    snippet,
+)
 
 __all__ = ["SearchHit", "SearchIndex"]
 
@@ -57,13 +65,20 @@ class SearchIndex:
         return bool(self._wanted) and self.unavailable is None
 
     def prepare(self, locales: Callable[[], LocaleChain]) -> None:
-        """Create (and fill) or drop the index to match what was asked; on open."""
+        """Create (and fill) or drop the index to match what was asked; on open. An index this
+        SQLite cannot keep (no FTS5 here) is dropped as if search were off, so the next open
+        where FTS5 is available builds it anew rather than trusting rows no sync kept."""
         with self._store.reading():
-            present = has_index(self._store.raw_connection())
-        if not self._wanted:
+            conn = self._store.raw_connection()
+            present = has_index(conn)
+            reason = missing_fts5(conn) if present and self._wanted else None
+        if not self._wanted or reason is not None:
             if present:
                 with self._store.write():
                     drop_index(self._store.raw_connection())
+            if reason is not None:
+                log.warning("full-text search is unavailable: %s", reason)
+                self.unavailable = reason
             return
         if present:
             return

@@ -3,6 +3,7 @@ every page, checked against a brute-force scan of the same words."""
 
 from __future__ import annotations
 
+import math
 import re
 import sqlite3
 import unicodedata
@@ -10,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from support import TOKEN, article, make_cache, make_space
 
 from localcache import Cache, ConfigurationError, Contentful, Contentstack, Kontent, QueryError
-from localcache.emulator import Emulator, Project, Stack
-from localcache.store.search import plain_text
+from localcache.emulator import Emulator, Locale, Project, Space, Stack
+from localcache.model import Delta
+from localcache.store.query import LocaleChain
+from localcache.store.search import TextsAhead, plain_text, snippet
 
 
 def _tables(path: Path) -> set[str]:
@@ -137,6 +140,30 @@ def test_a_sqlite_without_fts5_reports_search_unavailable(
             cache.search("kiwi")
 
 
+def test_an_index_opened_without_fts5_is_dropped_and_built_again_with_it(
+        emulator: Any, store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store moved to a Python without FTS5 cannot keep its index; dropped there, it is
+    built again (with what the syncs meanwhile brought) where FTS5 is back."""
+    import localcache.store.search as search_module
+
+    space = emulator.space
+    space.publish_entry("e1", "article", article("kiwi"))
+    with make_cache(emulator, store_path) as cache:
+        cache.sync()
+    monkeypatch.setattr(search_module, "_CREATE", search_module._CREATE.replace(
+        "USING fts5(", "USING fts5_absent("))
+    with make_cache(emulator, store_path) as cache:
+        with pytest.raises(ConfigurationError, match="unavailable"):
+            cache.search("kiwi")
+        space.publish_entry("e2", "article", article("fresh kiwi"))
+        cache.sync()
+    assert "search_index" not in _tables(store_path)
+    monkeypatch.undo()
+    with make_cache(emulator, store_path) as cache:
+        assert [h.id for h in cache.search("fresh")] == ["e2"]
+        assert sorted(h.id for h in cache.search("kiwi")) == ["e1", "e2"]
+
+
 def test_snapshot_carries_the_index(emulator: Any, tmp_path: Path) -> None:
     emulator.space.publish_entry("e1", "article", article("mango"))
     with make_cache(emulator, tmp_path / "build.sqlite3") as cache:
@@ -171,6 +198,32 @@ def test_plain_text_of_the_vendors_rich_text() -> None:
     assert list(plain_text({"type": "number", "name": "N", "value": 3})) == []
     assert list(plain_text({"sys": {"type": "Link", "linkType": "Entry", "id": "x"}})) == []
     assert list(plain_text(["a", "b", 3])) == ["a", "b"]
+
+
+def test_arrays_links_and_rich_text_of_an_entry_are_searched_as_text(
+        emulator: Any, store_path: Path) -> None:
+    space = emulator.space
+    space.add_content_type("note", name="Note", fields=[
+        {"id": "tags", "name": "Tags", "type": "Array", "items": {"type": "Symbol"}},
+        {"id": "mixed", "name": "Mixed", "type": "Object"},
+        {"id": "body", "name": "Body", "type": "RichText"},
+        {"id": "link", "name": "Link", "type": "Link", "linkType": "Entry"},
+        {"id": "count", "name": "Count", "type": "Integer"},
+    ], display_field="tags")
+    space.publish_entry("n1", "note", {
+        "tags": {"en-US": ["Alpha", "", "<strong>Beta</strong>"]},
+        "mixed": {"en-US": ["gamma", 7, {"nodeType": "document", "content": [
+            {"nodeType": "text", "value": "delta"}]}]},
+        "body": {"en-US": {"nodeType": "document", "content": [{"nodeType": "paragraph",
+                           "content": [{"nodeType": "text", "value": "epsilon"}]}]}},
+        "link": {"en-US": {"sys": {"type": "Link", "linkType": "Entry", "id": "zeta"}}},
+        "count": {"en-US": 42}})
+    with make_cache(emulator, store_path) as cache:
+        cache.sync()
+        for word in ("alpha", "beta", "gamma", "delta", "epsilon"):
+            assert [h.id for h in cache.search(word)] == ["n1"], word
+        for word in ("strong", "zeta", "link", "entry", "42", "7"):
+            assert cache.search(word) == [], word
 
 
 def test_contentstack_html_and_json_rte_are_searched_as_text(store_path: Path) -> None:
@@ -210,34 +263,250 @@ def test_kontent_rich_text_elements_are_searched(store_path: Path) -> None:
 WORDS = st.text(alphabet="abcAB -\"*éÄ1_", min_size=1, max_size=12)
 
 
+def _fold(word: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", word.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _words(text: str) -> list[str]:
+    return [_fold(w) for w in re.findall(r"[^\W_]+", text)]
+
+
+def _texts(cache: Any, locale: str) -> dict[str, str]:
+    """Each entry's text in ``locale`` as ``record.field`` shows it: its string values."""
+    texts = {}
+    for record in cache.entries():
+        values = [record.field(name, locale) for name in record.fields]
+        text = "\n".join(v for v in values if isinstance(v, str) and v)
+        if text:
+            texts[record.id] = text
+    return texts
+
+
+def _bm25(texts: dict[str, str], query: str) -> dict[str, float]:
+    """FTS5's bm25 (k1 = 1.2, b = 0.75; a word found in more than half the rows weighs 1e-6)
+    of every entry of one locale matching ``query``: each query word begins a word of the
+    text."""
+    terms = _words(query)
+    rows = {entry_id: _words(text) for entry_id, text in texts.items()}
+    sizes = {entry_id: len(found) for entry_id, found in rows.items()}
+    average = sum(sizes.values()) / len(rows)
+    weights = []
+    for term in terms:
+        hits = sum(1 for found in rows.values() if any(w.startswith(term) for w in found))
+        idf = math.log((len(rows) - hits + 0.5) / (hits + 0.5))
+        weights.append(idf if idf > 0 else 1e-6)
+    scores = {}
+    for entry_id, found in rows.items():
+        counts = [sum(1 for w in found if w.startswith(term)) for term in terms]
+        if terms and all(counts):
+            scores[entry_id] = sum(
+                weight * count * 2.2 / (count + 1.2 * (0.25 + 0.75 * sizes[entry_id] / average))
+                for weight, count in zip(weights, counts, strict=True))
+    return scores
+
+
+def _assert_agrees(cache: Any, query: str, locale: str, limit: int = 1000,
+                   content_type: str | None = None) -> None:
+    """The hits are the matches of a brute-force scan, with its bm25 scores, the best
+    ``limit`` of them (ties in any order), best first."""
+    hits = cache.search(query, locale=locale, content_type=content_type, limit=limit)
+    expected = _bm25(_texts(cache, locale), query)
+    if content_type not in (None, "article"):
+        expected = {}
+    assert len(hits) == min(limit, len(expected))
+    for hit in hits:
+        assert hit.score == pytest.approx(expected.pop(hit.id), rel=1e-9), (query, hit.id)
+    scores = [hit.score for hit in hits]
+    assert scores == sorted(scores, reverse=True)
+    if hits:  # nothing left out scores above what was returned
+        assert max(expected.values(), default=0.0) <= hits[-1].score * (1 + 1e-9)
+
+
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(titles=st.lists(WORDS, min_size=1, max_size=8),
        german=st.lists(st.one_of(st.none(), WORDS), min_size=8, max_size=8),
        query=st.text(alphabet="abcAB -\"*éÄ1_", min_size=1, max_size=6),
-       locale=st.sampled_from(["en-US", "de-DE", "de-AT"]))
-def test_search_agrees_with_a_substring_scan(tmp_path_factory: Any, titles: list[str],
-                                             german: list[str | None], query: str,
-                                             locale: str) -> None:
+       locale=st.sampled_from(["en-US", "de-DE", "de-AT"]),
+       limit=st.sampled_from([1, 3, 1000]),
+       content_type=st.sampled_from([None, "article", "other"]))
+def test_search_agrees_with_a_brute_force_scan(tmp_path_factory: Any, titles: list[str],
+                                               german: list[str | None], query: str,
+                                               locale: str, limit: int,
+                                               content_type: str | None) -> None:
     space = make_space()
     for n, title in enumerate(titles):
         space.publish_entry(f"e{n}", "article", article(title, de=german[n]))
     path = tmp_path_factory.mktemp("search") / "store.sqlite3"
     with Emulator(space, access_token=TOKEN) as emu, make_cache(emu, path) as cache:
         cache.sync()
-        found = {h.id for h in cache.search(query, locale=locale, limit=1000)}
-        terms = [_fold(t) for t in re.findall(r"[^\W_]+", query)]
-        expected = set()
-        if terms:
-            for record in cache.entries():
-                text = " ".join(str(record.field(name, locale) or "")
-                                for name in ("title", "body"))
-                text_words = [_fold(w) for w in re.findall(r"[^\W_]+", text)]
-                if all(any(w.startswith(t) for w in text_words) for t in terms):
-                    expected.add(record.id)
-        assert found == expected
+        _assert_agrees(cache, query, locale, limit, content_type)
 
 
-def _fold(word: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", word.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+def test_pages_indexed_ahead_agree_with_a_scan(emulator: Any, store_path: Path) -> None:
+    """Past its first pages, a sync indexes texts the fetch thread extracted ahead: what it
+    finds is what a scan finds, after later syncs that update and delete too."""
+    space = emulator.space
+    syllables = ["ka", "lo", "mi", "nu", "pe"]
+    for n in range(14):
+        title = " ".join(syllables[(n + k) % 5] * (1 + k % 2) for k in range(n % 4 + 1))
+        space.publish_entry(f"e{n:02d}", "article",
+                            article(title, de=f"{title} grün" if n % 3 else None))
+    queries = ["ka", "kaka lo", "mi", "pepe", "gr", "body", "nu of"]
+    with make_cache(emulator, store_path, limit=2) as cache:
+        assert cache.sync().pages >= 7
+        for query in queries:
+            for locale in ("en-US", "de-DE", "de-AT"):
+                _assert_agrees(cache, query, locale)
+        for n in range(0, 14, 3):
+            space.publish_entry(f"e{n:02d}", "article", article(f"pe {n} ka", de="nu nu"))
+        space.delete_entry("e01")
+        cache.sync()
+        for query in queries:
+            for locale in ("en-US", "de-DE"):
+                _assert_agrees(cache, query, locale, limit=4)
+
+
+def test_texts_extracted_ahead_with_another_chain_are_left_to_the_writer() -> None:
+    """The fetch thread extracts with the chain the writer last named; texts extracted with
+    another one are not used (the writer extracts again)."""
+    old = LocaleChain("en-US", {"en-US": None})
+    new = LocaleChain("en-US", {"en-US": None, "de-DE": "en-US"})
+    document = {"fields": {"title": {"en-US": "kiwi"}}}
+    ahead = TextsAhead.begin()
+    try:
+        assert ahead.start() is None  # no chain named yet: nothing is extracted
+        assert TextsAhead.for_page(old) is None
+        prepared = ahead.start()
+        assert prepared is not None
+        prepared.add_deltas([Delta("Entry", "e1", False, document, "article"),
+                             Delta("Entry", "e2", True)])
+        ahead.page = prepared
+        assert TextsAhead.for_page(old) is prepared
+        assert prepared.take(dict(document)) is None  # an equal document is not the one
+        assert prepared.take(document) == {"en-US": "kiwi"}
+        assert TextsAhead.for_page(new) is None
+        inner = TextsAhead.begin()  # a signal receiver syncing another cache meanwhile
+        assert TextsAhead.for_page(new) is None
+        inner.end()
+        again = ahead.start()  # the outer loop goes on, with the chain it was last given
+        assert again is not None and again.plan.chain is new
+        ahead.page = again
+        assert TextsAhead.for_page(new) is again
+    finally:
+        ahead.end()
+    assert TextsAhead.for_page(old) is None  # the page loop is over
+
+
+def test_a_common_word_ranks_the_newest_matches(
+        emulator: Any, store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past RANKED_MATCHES matches (of the type asked for), bm25 ranks the newest that many
+    (entries synced or changed last), with the whole locale's statistics."""
+    import localcache.store.search as search_module
+
+    space = emulator.space
+    space.add_content_type("note", name="Note", fields=[
+        {"id": "title", "name": "Title", "type": "Symbol", "localized": True}],
+        display_field="title")
+    bodies = ["apple apple apple", "apple pie", "apple", "apple apple tart", "an apple a day",
+              "apple crumble with cream", "plum", "apple"]
+    with make_cache(emulator, store_path) as cache:
+        for n, body in enumerate(bodies):  # one sync each: e0 is the oldest row
+            space.publish_entry(f"e{n}", "article", article(body))
+            cache.sync()
+        for n in range(2):  # the newest of all: notes
+            space.publish_entry(f"n{n}", "note", {"title": {"en-US": "apple apple"}})
+            cache.sync()
+        everything = _bm25(_texts(cache, "en-US"), "apple")
+        articles = [i for i in everything if i.startswith("e")]
+
+        synced = [f"e{n}" for n in range(8)] + ["n0", "n1"]
+
+        def best(ids: list[str]) -> list[str]:  # ties: the newest first
+            return sorted(ids, key=lambda i: (-round(everything[i], 9), -synced.index(i)))
+
+        assert [h.id for h in cache.search("apple", limit=3)] == best(list(everything))[:3]
+        assert [h.id for h in cache.search("apple", limit=2, content_type="article")] == \
+            best(articles)[:2]  # exact
+        monkeypatch.setattr(search_module, "RANKED_MATCHES", 3)
+        hits = cache.search("apple", limit=2)
+        assert [h.id for h in hits] == best(["n1", "n0", "e7"])[:2]
+        assert [h.score for h in hits] == [pytest.approx(everything[h.id]) for h in hits]
+        newest = ["e7", "e5", "e4"]  # the 3 newest matching articles (e6 has no apple)
+        hits = cache.search("apple", limit=2, content_type="article")
+        assert [h.id for h in hits] == best(newest)[:2]
+        assert hits[0].id != best(articles)[0]  # the approximation is visible here
+        space.publish_entry("e0", "article", article("apple apple apple"))
+        cache.sync()  # changed: now among the newest
+        assert [h.id for h in cache.search("apple", limit=1, content_type="article")] == ["e0"]
+        assert len(cache.search("apple", limit=20)) == 9  # limit beyond the cap: all of them
+
+
+def test_a_field_the_type_does_not_localize_is_searched_as_record_field_shows_it(
+        store_path: Path) -> None:
+    space = Space("unloc", "master", locales=[Locale("en-US", default=True),
+                                              Locale("fr-FR")])  # no fallback
+    space.add_content_type("page", name="Page", fields=[
+        {"id": "title", "name": "Title", "type": "Symbol", "localized": True},
+        {"id": "slug", "name": "Slug", "type": "Symbol", "localized": False},
+        {"id": "note", "name": "Note", "type": "Text", "localized": False},
+    ], display_field="title")
+    space.publish_entry("p1", "page", {
+        "title": {"en-US": "Hello", "fr-FR": "Bonjour"},
+        "slug": {"en-US": "welcome-home"},
+        "note": {"en-US": "english note", "fr-FR": "stray remark"}})
+    with Emulator(space, access_token=TOKEN) as emu, make_cache(emu, store_path) as cache:
+        cache.sync()
+        record = cache.entry("p1")
+        assert record is not None
+        assert (record.field("slug", "fr-FR"), record.field("note", "fr-FR")) == (
+            "welcome-home", "english note")
+        for query, found in [("welcome", True), ("english", True), ("bonjour", True),
+                             ("remark", False), ("hello", False)]:
+            assert [h.id for h in cache.search(query, locale="fr-FR")] == \
+                (["p1"] if found else []), query
+        _assert_agrees(cache, "home", "fr-FR")
+
+
+def test_a_locale_learned_on_a_later_page_is_indexed(store_path: Path) -> None:
+    stack = Stack(api_key="blt_api", environment="production", locales=["en-us", "fr-fr"])
+    for n in range(6):
+        stack.publish_entry(f"s{n}", "blog", "en-us", {"title": f"river {n}"})
+    stack.publish_entry("s1", "blog", "fr-fr", {"title": "fleuve"})
+    with Emulator(stack, access_token=TOKEN, page_size=2) as emu, \
+            Cache(Contentstack("blt_api", TOKEN, "production", base_url=emu.base_url,
+                               fallbacks={"fr-fr": "en-us"}), path=store_path) as cache:
+        assert cache.sync().pages >= 4
+        assert [h.id for h in cache.search("fleuve", locale="fr-fr")] == ["s1"]
+        assert len(cache.search("river", locale="fr-fr")) == 5  # fallback to en-us
+        assert len(cache.search("river")) == 6
+
+
+# -- snippets --------------------------------------------------------------------------------
+
+
+def _reference_snippet(body: str, text: str, width: int) -> str:
+    """Every match found, then the window around the first, matches inside it bracketed."""
+    prefixes = tuple(_fold(t) for t in re.findall(r"[^\W_]+", text))
+    found = [m for m in re.finditer(r"[^\W_]+", body)
+             if prefixes and _fold(m.group()).startswith(prefixes)]
+    first = found[0].start() if found else 0
+    start, end = max(0, first - width), min(len(body), first + width * 2)
+    pieces, at = [], start
+    for m in found:
+        if start <= m.start() and m.end() <= end:
+            pieces.append(body[at:m.start()] + "[" + m.group() + "]")
+            at = m.end()
+    pieces.append(body[at:end])
+    window = " ".join("".join(pieces).split())
+    return ("…" if start > 0 else "") + window + ("…" if end < len(body) else "")
+
+
+@settings(max_examples=500)
+@given(body=st.text(alphabet="abAÉé  .\n1", max_size=120),
+       text=st.text(alphabet="abAé 1", max_size=5), width=st.integers(1, 20))
+@example(body="ab   ab", text="ab", width=3)  # a match one past the window's end
+def test_snippet_brackets_the_matches_around_the_first(body: str, text: str,
+                                                        width: int) -> None:
+    assert snippet(body, text, width) == _reference_snippet(body, text, width)

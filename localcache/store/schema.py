@@ -18,6 +18,10 @@ up alike:
   link target, so a reverse lookup costs O(referrers); the ``source_id`` index is gone (the
   primary key starts with it); the content types table is part of the schema. The links and
   codenames of the entries already stored are derived again.
+- 4: the search index (``search.py``) keeps a table per locale, so a query reads one locale's
+  lists, and ``search_index`` maps entries to their rows there. A store whose index has the
+  earlier layout (one FTS5 table with a locale token on each row) gets it built again in the
+  new one, from the stored entries; a store without an index stays without.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from ..errors import SchemaVersionError, StoreCorruptError, StoreError
 from .content_types import CONTENT_TYPES_DDL
 from .links import CODENAME_TRIGGER_SQL, CODENAMES_DDL, CONTENTFUL_LINKS, LINKS_OF_NEW
 from .models import BoundModels
+from .search import upgrade_legacy_index
 
 __all__ = [
     "APPLICATION_ID",
@@ -45,7 +50,7 @@ __all__ = [
     "read_header",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x4C434348  # "LCCH"
 # Measured with benchmarks/page_size.py (20k records of ~1.5 KB): 8 KiB pages write 20% faster
 # than 4 KiB and make a smaller file; 16 KiB wrote 3% faster still but read 12% slower.
@@ -196,10 +201,15 @@ def _upgrade_v3(db: Database, models: BoundModels) -> None:
     _sql(db, "UPDATE entries SET raw = raw")
 
 
+def _upgrade_v4(db: Database, models: BoundModels) -> None:
+    upgrade_legacy_index(db.connection())  # type: ignore[no-untyped-call]
+
+
 MIGRATIONS: dict[int, Callable[[Database, BoundModels], None]] = {
     0: _create_v1,
     1: _upgrade_v2,
     2: _upgrade_v3,
+    3: _upgrade_v4,
 }
 
 

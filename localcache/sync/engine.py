@@ -323,14 +323,18 @@ class SyncEngine:
 
     def _index(self, conn: sqlite3.Connection, changes: PageChanges) -> None:
         """The search rows of what the page changed, in its transaction (after a change of
-        locales: every row, with the new fallbacks)."""
+        locales: every row, with the new fallbacks). Entries' texts come extracted by the
+        fetch thread where it had this chain (``_prefetched``)."""
         if not self.search:
             return
+        from ..store.search import TextsAhead
+
+        prepared = TextsAhead.for_page(self._chain)
         if self._reindex:
             rebuild_index(conn, self._chain)
             self._reindex = False
         else:
-            index_changes(conn, changes, self._chain)
+            index_changes(conn, changes, self._chain, prepared)
 
     def _commit(self, page: Page, initial: bool,
                 tally: _Tally) -> tuple[PageChanges, tuple[str, ...]]:
@@ -468,11 +472,16 @@ def _prefetched(pages: Iterator[Page]) -> Iterator[Page]:
     """Fetch the next page on a thread while the caller applies the current one.
 
     At most two pages are alive at once (the one being applied and the one being fetched), so
-    memory stays flat whatever the size of the space.
+    memory stays flat whatever the size of the space. With the search index on, the thread
+    also extracts each fetched page's entry texts once it has handed the page over (see
+    ``TextsAhead`` in store/search.py): Python work that overlaps the writer's SQLite work.
     """
+    from ..store.search import TextsAhead
+
     ready: queue.Queue[Any] = queue.Queue()
     budget = threading.Semaphore(2)
     stop = threading.Event()
+    ahead = TextsAhead.begin()
 
     def acquire() -> bool:
         while not stop.is_set():
@@ -487,7 +496,11 @@ def _prefetched(pages: Iterator[Page]) -> Iterator[Page]:
                 page = next(pages, None)
                 if page is None:
                     break
-                ready.put(page)
+                prepared = ahead.start()
+                ready.put((page, prepared))
+                if prepared is not None:
+                    prepared.add_deltas(page.deltas)
+                del page, prepared
         except BaseException as exc:  # handed to the consumer, who raises it
             outcome = exc
         ready.put(outcome)
@@ -503,9 +516,12 @@ def _prefetched(pages: Iterator[Page]) -> Iterator[Page]:
                 if isinstance(item, LocalCacheError):
                     raise item
                 raise SyncError(f"sync stopped: {type(item).__name__}: {item}") from item
-            yield item
-            del item
+            page, ahead.page = item
+            yield page
+            ahead.page = None
+            del item, page
             budget.release()
     finally:
         stop.set()
+        ahead.end()
         worker.join(timeout=5)

@@ -1,4 +1,4 @@
-"""Schema versions 1 → 2 → 3: a store (or a bundled snapshot) written by a previous localcache
+"""Schema versions 1 → 2 → 3 → 4: a store (or a bundled snapshot) written by a previous localcache
 upgrades on open and ends exactly like a new store."""
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def test_a_v1_store_upgrades_on_open(tmp_path: Path) -> None:
     make_v1_store(path)
     assert "entryrecord_content_type" in _schema(path)
     with Cache.open(path) as cache:
-        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 3
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 4
         records = cache.entries("article")
         assert [r.id for r in records] == [f"e{n:02d}" for n in range(12) if n % 3]
         assert records[0].field("title") == "title 1"
@@ -128,7 +128,7 @@ def test_a_v1_store_upgrades_on_open(tmp_path: Path) -> None:
     assert "entries_content_type_id" in upgraded
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()
@@ -157,7 +157,7 @@ def test_a_v1_snapshot_seeds_an_upgraded_store(tmp_path: Path) -> None:
     provider = Contentful("space1", "token", "master", base_url="http://127.0.0.1:9")
     with Cache(provider, path=target, snapshot=tmp_path / "content.snap") as cache:
         assert cache.seeded is not None
-        assert cache.stats()["schema_version"] == 3
+        assert cache.stats()["schema_version"] == 4
         assert cache.count() == 12
         assert [r.id for r in cache.entries(where={"title": {"match": "TITLE 1"}})] == \
             ["e01", "e10", "e11"]
@@ -219,7 +219,7 @@ def test_a_v2_store_upgrades_on_open_and_derives_every_vendors_links(tmp_path: P
     assert not any(row[0] in ("post", "k1") for row in before)     # v2 knew Contentful only
     assert "linkrecord_source_id" in _schema(path)
     with Cache.open(path) as cache:
-        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 3
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 4
         post = cache.entry("post")
         assert post is not None
         assert [r.id for r in post.resolve("authors")] == ["e01"]  # type: ignore[union-attr]
@@ -241,7 +241,7 @@ def test_a_v2_store_upgrades_on_open_and_derives_every_vendors_links(tmp_path: P
     try:
         assert conn.execute("SELECT id, codename FROM entry_codenames").fetchall() == \
             [("k1", "first")]
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()
@@ -263,7 +263,76 @@ def test_a_v2_snapshot_seeds_an_upgraded_store(tmp_path: Path) -> None:
     provider = Contentful("space1", "token", "master", base_url="http://127.0.0.1:9")
     with Cache(provider, path=target, snapshot=tmp_path / "content.snap") as cache:
         assert cache.seeded is not None
-        assert cache.stats()["schema_version"] == 3
+        assert cache.stats()["schema_version"] == 4
         assert [r.id for r in cache.referrers("e03")] == ["e04"]
         assert [r.id for r in cache.referrers("pic")] == ["post"]
     assert "links_target" in _schema(target)
+
+
+# -- version 3 → 4: the search index keeps a table per locale ---------------------------------
+
+# Version 3's search index, verbatim: one FTS5 table, a locale token on each row.
+_V3_SEARCH = ("CREATE VIRTUAL TABLE search_index USING fts5(entry_id, locales, content_type, "
+              "text, tokenize = 'unicode61 remove_diacritics 2', detail = 'full')")
+
+
+def make_v3_store(path: Path, search: bool = True) -> None:
+    """A version 2 store taken through version 3's own step; with ``search``, the index as
+    version 3 kept it, holding a word ("stale") the entries no longer have."""
+    from peewee import SqliteDatabase
+
+    make_v2_store(path)
+    db = SqliteDatabase(str(path))
+    with db.atomic("IMMEDIATE"):
+        schema.MIGRATIONS[2](db, None)  # type: ignore[arg-type]
+        db.execute_sql("PRAGMA user_version = 3")
+        if search:
+            db.execute_sql(_V3_SEARCH)
+            for n in range(12):
+                db.execute_sql("INSERT INTO search_index VALUES (?, ?, ?, ?)", (
+                    "x" + f"e{n:02d}".encode().hex(), "x" + b"en-US".hex(),
+                    "x" + b"article".hex(), f"stale {n}"))
+    db.close()
+
+
+def test_a_v3_store_gets_its_search_index_built_again(tmp_path: Path) -> None:
+    path = tmp_path / "v3.sqlite3"
+    make_v3_store(path)
+    assert _schema(path)["search_index"] == _V3_SEARCH
+    with Cache.open(path) as cache:  # a reader: the upgrade builds the index as it opens
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 4
+        assert sorted(h.id for h in cache.search("title", limit=100)) == \
+            [f"e{n:02d}" for n in range(12)]
+        assert [h.id for h in cache.search("title 11")] == ["e11"]
+        assert cache.search("stale") == []  # built from the entries, not the old rows
+    upgraded = _schema(path)
+    assert upgraded["search_index"].startswith("CREATE TABLE search_index")
+    assert "search_text_" + b"en-US".hex() in upgraded
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
+
+
+def test_a_v3_store_without_search_stays_without(tmp_path: Path) -> None:
+    old, new = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
+    make_v3_store(old, search=False)
+    Store(old, SCOPE).close()
+    Store(new, SCOPE).close()
+    assert "search_index" not in _schema(old)
+    assert _schema(old).keys() == _schema(new).keys()
+
+
+def test_a_v3_snapshot_seeds_a_store_that_searches_offline(tmp_path: Path) -> None:
+    source = tmp_path / "v3.sqlite3"
+    make_v3_store(source)
+    create_snapshot(source, tmp_path / "content.snap", library_version="0.3.0")
+    target = tmp_path / "app" / "store.sqlite3"
+    provider = Contentful("space1", "token", "master", base_url="http://127.0.0.1:9")
+    with Cache(provider, path=target, snapshot=tmp_path / "content.snap") as cache:
+        assert cache.seeded is not None
+        assert cache.stats()["schema_version"] == 4
+        assert [h.id for h in cache.search("title 4")] == ["e04"]
+        assert cache.search("stale") == []
