@@ -22,6 +22,9 @@ up alike:
   lists, and ``search_index`` maps entries to their rows there. A store whose index has the
   earlier layout (one FTS5 table with a locale token on each row) gets it built again in the
   new one, from the stored entries; a store without an index stays without.
+- 5: the links are derived by one trigger per vendor (the store's recorded provider), so an
+  entry's JSON is walked for its own vendor's link shapes only (an object field that looks
+  like another vendor's link is no longer one); the stored entries' links are derived again.
 """
 
 from __future__ import annotations
@@ -36,7 +39,13 @@ from peewee import Database
 
 from ..errors import SchemaVersionError, StoreCorruptError, StoreError
 from .content_types import CONTENT_TYPES_DDL
-from .links import CODENAME_TRIGGER_SQL, CODENAMES_DDL, CONTENTFUL_LINKS, LINKS_OF_NEW
+from .links import (
+    CODENAME_TRIGGER_SQL,
+    CODENAMES_DDL,
+    CONTENTFUL_LINKS,
+    LINKS_OF_NEW,
+    VENDOR_LINKS_OF_NEW,
+)
 from .models import BoundModels
 from .search import upgrade_legacy_index
 
@@ -50,7 +59,7 @@ __all__ = [
     "read_header",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APPLICATION_ID = 0x4C434348  # "LCCH"
 # Measured with benchmarks/page_size.py (20k records of ~1.5 KB): 8 KiB pages write 20% faster
 # than 4 KiB and make a smaller file; 16 KiB wrote 3% faster still but read 12% slower.
@@ -143,6 +152,35 @@ def _triggers(links_of_new: str) -> list[str]:
 _V1_TRIGGERS = _triggers(_V1_LINKS_OF_NEW)
 _V3_TRIGGERS = _triggers(LINKS_OF_NEW + CODENAME_TRIGGER_SQL)
 
+_VENDOR = "(SELECT value FROM sync_state WHERE key = 'provider')"
+
+
+def _v5_triggers() -> list[str]:
+    """Version 5: the id → content type index for every entry; the links (and Kontent.ai's
+    codenames) by one trigger per vendor, chosen by the store's recorded provider, so an entry's
+    JSON is walked for its own vendor's shapes only. Exactly one vendor trigger fires for a
+    row: a store with no provider recorded (or another) takes all three vendors' queries."""
+    bodies = {**VENDOR_LINKS_OF_NEW}
+    bodies["kontent"] += CODENAME_TRIGGER_SQL
+    known = ", ".join(f"'{vendor}'" for vendor in bodies)
+    conditions = {vendor: f"{_VENDOR} = '{vendor}'" for vendor in bodies}
+    bodies["any"] = LINKS_OF_NEW + CODENAME_TRIGGER_SQL
+    conditions["any"] = f"coalesce({_VENDOR}, '') NOT IN ({known})"
+    statements = [
+        f"CREATE TRIGGER entries_after_insert AFTER INSERT ON entries BEGIN {_TYPE_OF_NEW} END",
+        "CREATE TRIGGER entries_after_update AFTER UPDATE OF raw, content_type ON entries "
+        f"BEGIN {_TYPE_OF_NEW} END",
+    ]
+    for vendor, body in bodies.items():
+        statements += [
+            f"CREATE TRIGGER entries_links_{vendor}_insert AFTER INSERT ON entries "
+            f"WHEN {conditions[vendor]} BEGIN {body} END",
+            f"CREATE TRIGGER entries_links_{vendor}_update AFTER UPDATE OF raw ON entries "
+            f"WHEN {conditions[vendor]} BEGIN DELETE FROM links WHERE source_id = OLD.id; "
+            f"{body} END",
+        ]
+    return statements
+
 
 def store_error(path: Path, exc: Exception) -> StoreError:
     """The one place SQLite's errors become localcache's, by what the user can do about them."""
@@ -205,11 +243,22 @@ def _upgrade_v4(db: Database, models: BoundModels) -> None:
     upgrade_legacy_index(db.connection())  # type: ignore[no-untyped-call]
 
 
+def _upgrade_v5(db: Database, models: BoundModels) -> None:
+    for trigger in ("entries_after_insert", "entries_after_update"):
+        _sql(db, f"DROP TRIGGER IF EXISTS {trigger}")
+    for statement in _v5_triggers():
+        _sql(db, statement)
+    # Derive the links again: another vendor's shapes in this store's fields are not links.
+    _sql(db, "DELETE FROM links")
+    _sql(db, "UPDATE entries SET raw = raw")
+
+
 MIGRATIONS: dict[int, Callable[[Database, BoundModels], None]] = {
     0: _create_v1,
     1: _upgrade_v2,
     2: _upgrade_v3,
     3: _upgrade_v4,
+    4: _upgrade_v5,
 }
 
 

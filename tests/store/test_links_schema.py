@@ -1,5 +1,6 @@
 """The links table and the Kontent.ai codename index, derived by the entries triggers from each
-vendor's stored shapes (schema version 3), in a real SQLite store."""
+vendor's stored shapes (schema version 3; from version 5, the store's own vendor's shapes
+only), in a real SQLite store."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ Row = tuple[str, str, str, int, str, str]
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(tmp_path / "links.sqlite3", StoreScope("contentful", "s", "master"))
+    """A store with no vendor recorded: its triggers derive all three vendors' links."""
+    opened = Store(tmp_path / "links.sqlite3")
     yield opened
     opened.close()
 
@@ -146,3 +148,28 @@ def test_the_target_index_and_no_redundant_source_index(store: Store) -> None:
             "EXPLAIN QUERY PLAN SELECT source_id FROM links WHERE target_id = ?", ("x",)))
     assert "links_target" in names and "linkrecord_source_id" not in names
     assert "USING COVERING INDEX links_target" in plan
+
+
+SHAPES: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
+    "contentful": ({"f": {"en-US": cf("x")}}, None),
+    "contentstack": ({"f": {"en-us": [{"uid": "x", "_content_type_uid": "t"}]}}, None),
+    "kontent": ({"f": {"en": {"type": "modular_content", "value": ["x"]}}},
+                {"en": {"payload": {"system": {"codename": "me"}}}}),
+}
+
+
+@pytest.mark.parametrize("vendor", sorted(SHAPES))
+def test_a_vendors_store_derives_its_own_shapes_only(tmp_path: Path, vendor: str) -> None:
+    """Schema version 5: one trigger per vendor, chosen by the store's recorded provider. An
+    object field that happens to look like another vendor's link is not a link here."""
+    store = Store(tmp_path / f"{vendor}.sqlite3", StoreScope(vendor, "s", "master"))
+    try:
+        for shape, (fields, extra) in SHAPES.items():
+            put(store, shape, fields, extra)
+        assert [r[0] for r in rows(store)] == [vendor]
+        assert codenames(store) == ({"kontent": "me"} if vendor == "kontent" else {})
+        fields, extra = SHAPES[vendor]
+        put(store, vendor, {"g": fields["f"]}, extra)  # an update derives its links again
+        assert [(r[0], r[1]) for r in rows(store)] == [(vendor, "g")]
+    finally:
+        store.close()

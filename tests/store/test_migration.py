@@ -1,5 +1,5 @@
-"""Schema versions 1 → 2 → 3 → 4: a store (or a bundled snapshot) written by a previous localcache
-upgrades on open and ends exactly like a new store."""
+"""Schema versions 1 → 2 → 3 → 4 → 5: a store (or a bundled snapshot) written by a previous
+localcache upgrades on open and ends exactly like a new store."""
 
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def test_a_v1_store_upgrades_on_open(tmp_path: Path) -> None:
     make_v1_store(path)
     assert "entryrecord_content_type" in _schema(path)
     with Cache.open(path) as cache:
-        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 4
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 5
         records = cache.entries("article")
         assert [r.id for r in records] == [f"e{n:02d}" for n in range(12) if n % 3]
         assert records[0].field("title") == "title 1"
@@ -128,7 +128,7 @@ def test_a_v1_store_upgrades_on_open(tmp_path: Path) -> None:
     assert "entries_content_type_id" in upgraded
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()
@@ -157,7 +157,7 @@ def test_a_v1_snapshot_seeds_an_upgraded_store(tmp_path: Path) -> None:
     provider = Contentful("space1", "token", "master", base_url="http://127.0.0.1:9")
     with Cache(provider, path=target, snapshot=tmp_path / "content.snap") as cache:
         assert cache.seeded is not None
-        assert cache.stats()["schema_version"] == 4
+        assert cache.stats()["schema_version"] == 5
         assert cache.count() == 12
         assert [r.id for r in cache.entries(where={"title": {"match": "TITLE 1"}})] == \
             ["e01", "e10", "e11"]
@@ -212,27 +212,26 @@ def _links(path: Path) -> list[tuple[str, ...]]:
         conn.close()
 
 
-def test_a_v2_store_upgrades_on_open_and_derives_every_vendors_links(tmp_path: Path) -> None:
+def test_a_v2_store_upgrades_on_open_and_derives_its_vendors_links(tmp_path: Path) -> None:
     path = tmp_path / "v2.sqlite3"
     make_v2_store(path)
     before = _links(path)
     assert not any(row[0] in ("post", "k1") for row in before)     # v2 knew Contentful only
     assert "linkrecord_source_id" in _schema(path)
     with Cache.open(path) as cache:
-        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 4
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 5
         post = cache.entry("post")
         assert post is not None
+        # Version 3 derived every vendor's shapes into the links table (the Contentstack
+        # post's references were links there); from version 5 a Contentful store's table holds
+        # Contentful links only. Resolving a field reads the record itself, any shape.
         assert [r.id for r in post.resolve("authors")] == ["e01"]  # type: ignore[union-attr]
-        assert [r.id for r in cache.referrers("e01")] == ["e02", "post"]
+        assert [r.id for r in cache.referrers("e01")] == ["e02"]
         assert [r.id for r in cache.referrers("k1")] == []
         assert [r.id for r in cache.referrers("e10")] == ["e11"]
     after = _links(path)
     assert [row for row in after if row[0] not in ("post", "k1")] == before  # unchanged
-    assert [row for row in after if row[0] in ("post", "k1")] == [
-        ("k1", "related", "en-US", 0, "Codename", "other"),
-        ("post", "authors", "en-US", 0, "Entry", "e01"),
-        ("post", "hero", "en-US", 0, "Asset", "pic"),
-    ]
+    assert [row for row in after if row[0] in ("post", "k1")] == []  # not Contentful shapes
     upgraded = _schema(path)
     assert "linkrecord_source_id" not in upgraded
     assert {"links_target", "entry_codenames", "entry_codenames_codename",
@@ -241,7 +240,7 @@ def test_a_v2_store_upgrades_on_open_and_derives_every_vendors_links(tmp_path: P
     try:
         assert conn.execute("SELECT id, codename FROM entry_codenames").fetchall() == \
             [("k1", "first")]
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()
@@ -263,9 +262,9 @@ def test_a_v2_snapshot_seeds_an_upgraded_store(tmp_path: Path) -> None:
     provider = Contentful("space1", "token", "master", base_url="http://127.0.0.1:9")
     with Cache(provider, path=target, snapshot=tmp_path / "content.snap") as cache:
         assert cache.seeded is not None
-        assert cache.stats()["schema_version"] == 4
+        assert cache.stats()["schema_version"] == 5
         assert [r.id for r in cache.referrers("e03")] == ["e04"]
-        assert [r.id for r in cache.referrers("pic")] == ["post"]
+        assert [r.id for r in cache.referrers("pic")] == []  # a Contentstack shape, see above
     assert "links_target" in _schema(target)
 
 
@@ -300,7 +299,7 @@ def test_a_v3_store_gets_its_search_index_built_again(tmp_path: Path) -> None:
     make_v3_store(path)
     assert _schema(path)["search_index"] == _V3_SEARCH
     with Cache.open(path) as cache:  # a reader: the upgrade builds the index as it opens
-        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 4
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 5
         assert sorted(h.id for h in cache.search("title", limit=100)) == \
             [f"e{n:02d}" for n in range(12)]
         assert [h.id for h in cache.search("title 11")] == ["e11"]
@@ -310,7 +309,7 @@ def test_a_v3_store_gets_its_search_index_built_again(tmp_path: Path) -> None:
     assert "search_text_" + b"en-US".hex() in upgraded
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()
@@ -333,6 +332,37 @@ def test_a_v3_snapshot_seeds_a_store_that_searches_offline(tmp_path: Path) -> No
     provider = Contentful("space1", "token", "master", base_url="http://127.0.0.1:9")
     with Cache(provider, path=target, snapshot=tmp_path / "content.snap") as cache:
         assert cache.seeded is not None
-        assert cache.stats()["schema_version"] == 4
+        assert cache.stats()["schema_version"] == 5
         assert [h.id for h in cache.search("title 4")] == ["e04"]
         assert cache.search("stale") == []
+
+
+# -- version 4 → 5: one links trigger per vendor ----------------------------------------------
+
+
+def test_a_v4_store_gets_a_links_trigger_per_vendor(tmp_path: Path) -> None:
+    from peewee import SqliteDatabase
+
+    path = tmp_path / "v4.sqlite3"
+    make_v3_store(path, search=False)
+    db = SqliteDatabase(str(path))
+    with db.atomic("IMMEDIATE"):
+        schema.MIGRATIONS[3](db, None)  # type: ignore[arg-type]
+        db.execute_sql("PRAGMA user_version = 4")
+    db.close()
+    with Cache.open(path) as cache:
+        assert cache.stats()["schema_version"] == 5
+        links = cache.stats()["links"]
+    conn = sqlite3.connect(path)
+    try:
+        triggers = sorted(r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger'"))
+        assert triggers == sorted(
+            ["entries_after_insert", "entries_after_update"]
+            + [f"entries_links_{v}_{w}" for v in ("contentful", "contentstack", "kontent", "any")
+               for w in ("insert", "update")])
+        assert conn.execute("SELECT count(*) FROM links").fetchone()[0] == links > 0
+        conn.execute("UPDATE entries SET raw = raw")  # derived again: the same rows
+        assert conn.execute("SELECT count(*) FROM links").fetchone()[0] == links
+    finally:
+        conn.close()
