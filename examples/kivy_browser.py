@@ -12,7 +12,7 @@ brings the changes in; rows flash as they change, move or arrive. Pass a real sp
     python examples/kivy_browser.py --vendor kontent --project-id <environment id>
     python examples/kivy_browser.py --screenshot docs/img/kivy_browser.png --after 8
 
-How it is wired (docs/ui-kivy.md): ``CacheEvents`` turns the sync's signals into Kivy events
+How it is wired (docs/ui.md, "Kivy"): ``CacheEvents`` turns the sync's signals into Kivy events
 on the main thread (status bar, change log, detail refresh), and ``RecycleData`` keeps the
 RecycleView's own ``data`` list in step with the query, edit by edit.
 """

@@ -1,5 +1,5 @@
 """Kivy adapters: the sync's signals on Kivy's main thread, and a RecycleView's ``data`` kept in
-step with a query (``pip install localcache[kivy]``; docs/ui-kivy.md).
+step with a query (``pip install localcache[kivy]``; docs/ui.md, "Kivy").
 
 Blinker signals fire on the syncing thread (a worker, or the :class:`~localcache.AutoSync`
 thread), and Kivy widgets may only be touched on the main thread, the one that runs the
