@@ -20,7 +20,6 @@ from ..assets.model import (
     AssetFile,
     ImageParams,
     absolute_url,
-    rebase_url,
     with_image_params,
 )
 from ..errors import (
@@ -43,7 +42,7 @@ from ..model import (
 )
 from .base import listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url, parse_float_header
-from .wire import decode_json_object, is_text
+from .wire import asset_file, decode_json_object, is_text
 
 __all__ = ["Contentful", "asset_files", "image_url"]
 
@@ -459,13 +458,9 @@ def asset_files(document: Mapping[str, Any], asset_base_url: str | None = None) 
         details = file.get("details")
         size = details.get("size") if isinstance(details, dict) else None
         kind, name = file.get("contentType"), file.get("fileName")
-        found.append(AssetFile(
-            asset_id=str(asset_id), locale=str(locale), url=rebase_url(url, asset_base_url),
-            origin=absolute_url(url),
-            size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0
-            else None,
-            content_type=kind if is_text(kind) and kind else None,
-            name=name if is_text(name) else ""))
+        found.append(asset_file(str(asset_id), str(locale), url, asset_base_url,
+                                origin=absolute_url(url), size=size, content_type=kind,
+                                name=name))
     return found
 
 

@@ -24,7 +24,6 @@ from ..assets.model import (
     AssetFile,
     ImageParams,
     absolute_url,
-    rebase_url,
     with_image_params,
 )
 from ..errors import (
@@ -46,7 +45,7 @@ from ..model import (
 )
 from .base import check_fallbacks, listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
-from .wire import decode_json_object, is_text
+from .wire import asset_file, decode_json_object, is_text
 
 __all__ = ["REGIONS", "Contentstack", "asset_files", "image_url"]
 
@@ -396,13 +395,9 @@ def asset_files(document: Mapping[str, Any], asset_base_url: str | None = None) 
         if is_text(size) and size.isdigit():
             size = int(size)
         kind, name = of("content_type", locale), of("filename", locale)
-        found.append(AssetFile(
-            asset_id=str(asset_id), locale=str(locale), url=rebase_url(url, asset_base_url),
-            origin=absolute_url(url),
-            size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0
-            else None,
-            content_type=kind if is_text(kind) and kind else None,
-            name=name if is_text(name) else ""))
+        found.append(asset_file(str(asset_id), str(locale), url, asset_base_url,
+                                origin=absolute_url(url), size=size, content_type=kind,
+                                name=name))
     return found
 
 

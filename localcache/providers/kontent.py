@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from ..assets.model import AssetFile, ImageParams, rebase_url, with_image_params
+from ..assets.model import AssetFile, ImageParams, with_image_params
 from ..errors import (
     AuthenticationError,
     ConfigurationError,
@@ -47,7 +47,7 @@ from ..model import (
 )
 from .base import check_fallbacks, listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
-from .wire import decode_json_object, is_text
+from .wire import asset_file, decode_json_object, is_text
 
 __all__ = ["Kontent", "asset_files", "image_url"]
 
@@ -516,13 +516,9 @@ def asset_files(document: Mapping[str, Any], asset_base_url: str | None = None) 
                     continue
                 asset_id = asset_id_of(url)
                 size, kind, name = value.get("size"), value.get("type"), value.get("name")
-                found.setdefault(asset_id, AssetFile(
-                    asset_id=asset_id, locale=None, url=rebase_url(url, asset_base_url),
-                    origin=url,
-                    size=size if isinstance(size, int) and not isinstance(size, bool)
-                    and size >= 0 else None,
-                    content_type=kind if is_text(kind) and kind else None,
-                    name=name if is_text(name) else ""))
+                found.setdefault(asset_id, asset_file(
+                    asset_id, None, url, asset_base_url, origin=url, size=size,
+                    content_type=kind, name=name))
     return list(found.values())
 
 

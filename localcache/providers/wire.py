@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from json.decoder import scanstring as _scanstring  # type: ignore[attr-defined]
 from typing import Any
 
+from ..assets.model import AssetFile, rebase_url
 from ..errors import PageError
 from .http import HttpResponse
 
-__all__ = ["JsonBody", "decode_json_object", "is_text", "loads_yielding"]
+__all__ = ["JsonBody", "asset_file", "decode_json_object", "is_text", "loads_yielding"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,3 +161,15 @@ def is_text(value: Any) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def asset_file(asset_id: str, locale: str | None, url: str, asset_base_url: str | None, *,
+               origin: str, size: Any, content_type: Any, name: Any) -> AssetFile:
+    """One file of an asset as a provider read it: the record's size, media type and file
+    name kept only where they are what they claim (a whole number, text), else left out."""
+    return AssetFile(
+        asset_id=asset_id, locale=locale, url=rebase_url(url, asset_base_url), origin=origin,
+        size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0
+        else None,
+        content_type=content_type if is_text(content_type) and content_type else None,
+        name=name if is_text(name) else "")
