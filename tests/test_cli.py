@@ -192,7 +192,7 @@ def _kill_and_resume(tmp_path: Path, kills: int, seed: int) -> int:
     page = 40
     mid_sync = 0
     with Emulator(space, access_token=TOKEN, page_size=page) as emu:
-        emu.faults.latency = 0.005
+        emu.faults.latency = 0.02  # a sync lasts long enough for kills to land inside it
         db = tmp_path / "killed.sqlite3"
         for _ in range(kills):
             ids = sorted(space.published_entries())
