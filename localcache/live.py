@@ -335,23 +335,12 @@ class LiveQuery:
         between ``listener.before`` and ``listener.after``); the edits, in order."""
         listener = listener or _Quiet()
         edits: list[Edit] = []
-        deleted: tuple[str, ...]
-        changed: tuple[str, ...]
-        affected: tuple[str, ...]
-        if self.record_type == "Asset":
-            deleted, changed, affected = (changes.assets_deleted, changes.assets_changed, ())
-        else:
-            deleted, changed, affected = (changes.entries_deleted, changes.entries_changed,
-                                          changes.affected)
-            if (self.content_type is not None
-                    and self.content_type not in changes.content_types):
-                # None of the changed entries is of this type now; one of the window's was,
-                # before it was deleted and created again as another type.
-                changed = tuple(i for i in changed if i in self._key_of)
+        deleted, affected = ((changes.assets_deleted, ()) if self.record_type == "Asset"
+                             else (changes.entries_deleted, changes.affected))
         for record_id in deleted:
             self._remove(record_id, listener, edits)
         found: dict[str, tuple[Record, Key]] = {}
-        unique = list(dict.fromkeys(changed))
+        unique = list(self.changed_ids(changes))
         for start in range(0, len(unique), _IDS_PER_READ):
             chunk = unique[start:start + _IDS_PER_READ]
             found.update((r.id, (r, k)) for r, k, _ in self._read(len(chunk), chunk))
@@ -374,6 +363,18 @@ class LiveQuery:
                 self._edit(Changed(row, self._records[row]), listener, edits)
                 listener.after(edits[-1])
         return edits
+
+    def changed_ids(self, changes: ChangeSet) -> tuple[str, ...]:
+        """The changed records :meth:`apply` reads back for ``changes``, once each, in order
+        (what an adapter may read ahead, off its UI thread)."""
+        if self.record_type == "Asset":
+            return tuple(dict.fromkeys(changes.assets_changed))
+        changed = changes.entries_changed
+        if self.content_type is not None and self.content_type not in changes.content_types:
+            # None of the changed entries is of this type now; one of the window's was,
+            # before it was deleted and created again as another type.
+            changed = tuple(i for i in changed if i in self._key_of)
+        return tuple(dict.fromkeys(changed))
 
     def _fits(self, key: Key) -> bool:
         """Whether a row of this key belongs in the window: every row is in once the query is

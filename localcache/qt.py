@@ -17,13 +17,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import queue
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -42,6 +40,7 @@ from PySide6.QtCore import (
 from . import signals
 from .errors import LocalCacheError
 from .live import BATCH, Appended, Changed, Edit, Inserted, LiveQuery, Moved, Removed, Reset
+from .readahead import ReadAheadQuery, Reader, slices
 from .signals import ChangeSet
 from .store.query import Record
 
@@ -191,103 +190,6 @@ class _Keep(Enum):
 KEEP = _Keep.KEEP
 
 
-class _ReadAhead(LiveQuery):
-    """A LiveQuery whose reads of changed records can be done ahead, on a reader thread.
-
-    A read costs the GUI thread one GIL hand-off per row (sqlite3 releases the GIL each step),
-    each up to Python's 5 ms switch interval while a sync runs Python code: 32 rows could
-    freeze the GUI for 150 ms. So each slice's ids are read by :meth:`read_ahead` under a
-    token; while the model applies that slice (``serving``), :meth:`_read` returns that read
-    if it was made for those ids under the current query, else reads here. A read ahead is
-    never older than its ChangeSet (it starts after the ChangeSet arrived): all LiveQuery
-    needs, since later ChangeSets bring later states.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._lock = threading.Lock()
-        self._wanted: dict[int, object] = {}  # token → the query it is wanted under
-        self._ahead: dict[int, tuple[object, tuple[str, ...], list[Any]]] = {}
-        self.serving: int | None = None
-        super().__init__(*args, **kwargs)
-
-    def changed_ids(self, changes: ChangeSet) -> tuple[str, ...]:
-        """The ids :meth:`apply` will read for ``changes`` (in one go, up to 500 of them)."""
-        if self.record_type == "Asset":
-            return tuple(dict.fromkeys(changes.assets_changed))
-        if self.content_type is not None and self.content_type not in changes.content_types:
-            return ()  # apply reads the few the window holds (an entry re-created as another type)
-        return tuple(dict.fromkeys(changes.entries_changed))
-
-    def want(self, token: int) -> None:
-        with self._lock:
-            self._wanted[token] = self._query
-
-    def forget(self) -> None:
-        with self._lock:
-            self._wanted.clear()
-            self._ahead.clear()
-
-    def has_read(self, token: int) -> bool:
-        with self._lock:
-            found = self._ahead.get(token)
-        return found is not None and found[0] is self._query
-
-    def read_ahead(self, token: int, ids: tuple[str, ...]) -> None:
-        """On the reader thread: read ``ids`` now, for the slice ``token``."""
-        query = self._query
-        with self._lock:
-            if self._wanted.get(token) is not query:
-                return
-        rows = LiveQuery._read(self, len(ids), list(ids))
-        with self._lock:  # kept only if still wanted under the same query
-            if self._query is query and self._wanted.get(token) is query:
-                self._ahead[token] = (query, ids, rows)
-
-    def _read(self, limit: int, ids: Sequence[str] | None = None) -> list[Any]:
-        if ids is not None and self.serving is not None:
-            with self._lock:
-                self._wanted.pop(self.serving, None)
-                found = self._ahead.pop(self.serving, None)
-            if found is not None and found[0] is self._query and found[1] == tuple(ids):
-                return found[2]
-        return super()._read(limit, ids)
-
-
-class _Reader:
-    """One daemon thread running :meth:`_ReadAhead.read_ahead` jobs in order."""
-
-    def __init__(self, live: _ReadAhead) -> None:
-        self._jobs: queue.SimpleQueue[tuple[int, tuple[str, ...]] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, args=(live, self._jobs),
-                                        name="localcache-qt-reader", daemon=True)
-        self._closed = False
-
-    @property
-    def working(self) -> bool:
-        return self._thread.is_alive()
-
-    def submit(self, token: int, ids: tuple[str, ...]) -> None:
-        if not self._closed:
-            if not self._thread.is_alive():
-                self._thread.start()
-            self._jobs.put((token, ids))
-
-    def close(self, *args: object) -> None:
-        self._closed = True
-        self._jobs.put(None)
-
-    @staticmethod
-    def _run(live: _ReadAhead, jobs: queue.SimpleQueue[tuple[int, tuple[str, ...]] | None]
-             ) -> None:
-        while (job := jobs.get()) is not None:
-            try:
-                live.read_ahead(*job)
-            except LocalCacheError:  # the GUI thread reads them again, and reports it
-                pass
-            except Exception:  # a bug: say so; the GUI thread reads what this did not
-                log.exception("the reader thread of a list model failed")
-
-
 class _RowEdits:
     """Replays LiveQuery's edits as Qt's begin/end row notifications."""
 
@@ -354,14 +256,14 @@ class _LiveListModel(QAbstractListModel):
                  parent: QObject | None) -> None:
         super().__init__(parent)
         self.cache = cache
-        self._live = _ReadAhead(cache, content_type, where=where, order_by=order_by,
+        self._live = ReadAheadQuery(cache, content_type, where=where, order_by=order_by,
                                 locale=locale, record_type=record_type, batch=batch)
         self._edits = _RowEdits(self)
         self._busy = False  # the window is being edited
         # Slices of received ChangeSets not applied yet, each with the token of its read ahead.
         self._pending: deque[tuple[ChangeSet, int | None]] = deque()
         self._tokens = itertools.count()
-        self._reader = _Reader(self._live)
+        self._reader = Reader(self._live)
         self.destroyed.connect(self._reader.close)
         self._drain = QTimer(self)
         self._drain.setSingleShot(True)
@@ -495,7 +397,7 @@ class _LiveListModel(QAbstractListModel):
             log.exception("%s could not follow page %s", type(self).__name__, changes.page)
 
     def _follow(self, changes: ChangeSet) -> None:
-        parts = list(_slices(changes, self.SLICE_IDS))
+        parts = list(slices(changes, self.SLICE_IDS))
         if not self._pending and len(parts) == 1:
             self._apply(changes)  # a small page, nothing waiting: at once
             return
@@ -589,26 +491,6 @@ class AssetListModel(_LiveListModel):
                 or (_text(file.get("fileName")) if isinstance(file, dict) else None)
                 or _text(record.field("filename", locale)))  # Contentstack
         return text or record.id
-
-
-_SLICED = ("entries_deleted", "assets_deleted", "entries_added", "entries_updated",
-           "assets_added", "assets_updated", "affected")
-
-
-def _slices(changes: ChangeSet, size: int) -> Iterator[ChangeSet]:
-    """``changes`` as ChangeSets of at most ``size`` ids, in the order LiveQuery applies them
-    (deletions, changes, affected rows). Each id is placed by reading the store as it is now,
-    whatever the others do, so the slices bring the rows where the whole would."""
-    if len(changes) + len(changes.affected) <= size:
-        yield changes
-        return
-    nothing: dict[str, Any] = {name: () for name in _SLICED}
-    empty = replace(changes, **nothing)
-    for name in _SLICED:
-        ids: tuple[str, ...] = getattr(changes, name)
-        for start in range(0, len(ids), size):
-            part: dict[str, Any] = {name: ids[start:start + size]}
-            yield replace(empty, **part)
 
 
 def _text(value: Any) -> str | None:
