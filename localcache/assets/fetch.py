@@ -27,7 +27,6 @@ import hashlib
 import os
 import random
 import re
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import requote_uri
 
 from ..errors import AssetError
+from ..filelock import try_lock, unlock
 from ..providers.http import USER_AGENT, HttpPolicy, parse_float_header
 from .naming import part_name
 
@@ -123,13 +123,13 @@ class PartFile:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | _BINARY, 0o600)
             except OSError as exc:
                 raise disk_error(exc, directory, "opening a partial file") from None
-            if not _try_lock(fd):
+            if not try_lock(fd):
                 os.close(fd)
                 return None
             with contextlib.suppress(OSError):
                 if os.path.samestat(os.fstat(fd), os.stat(path)):
                     return cls(path, fd)
-            _unlock(fd)
+            unlock(fd)
             os.close(fd)
         return None
 
@@ -178,7 +178,7 @@ class PartFile:
         if self.fd is not None:
             fd, self.fd = self.fd, None
             with contextlib.suppress(OSError):
-                _unlock(fd)
+                unlock(fd)
             os.close(fd)
 
     def __enter__(self) -> PartFile:
@@ -391,33 +391,6 @@ _NETWORK_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, Conn
 
 _BINARY = getattr(os, "O_BINARY", 0)
 
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-
-    def _unlock(fd: int) -> None:
-        os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-
-else:
-    import fcntl
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-    def _unlock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
 
 def try_lock_part(path: Path) -> PartFile | None:
     """A stale ``.part`` locked for removal, or None while a writer holds it."""
@@ -425,7 +398,7 @@ def try_lock_part(path: Path) -> PartFile | None:
         fd = os.open(path, os.O_RDWR | _BINARY)
     except OSError:
         return None
-    if not _try_lock(fd):
+    if not try_lock(fd):
         os.close(fd)
         return None
     return PartFile(path, fd)

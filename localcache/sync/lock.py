@@ -8,12 +8,12 @@ do; the OS drops the lock when a killed process dies, so a crash never leaves it
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 from types import TracebackType
 
 from ..errors import StoreBusyError, StoreError
+from ..filelock import try_lock, unlock
 
 __all__ = ["SyncLock"]
 
@@ -31,7 +31,7 @@ class SyncLock:
             raise StoreError(f"cannot create sync lock {str(self.path)!r}: "
                              f"{exc.strerror or exc}") from None
         deadline = time.monotonic() + self.wait
-        while not _try_lock(fd):
+        while not try_lock(fd):
             if time.monotonic() >= deadline:
                 os.close(fd)
                 raise StoreBusyError(
@@ -49,34 +49,8 @@ class SyncLock:
         tb: TracebackType | None,
     ) -> None:
         if self._fd is not None:
-            _unlock(self._fd)
+            unlock(self._fd)
             os.close(self._fd)
             self._fd = None
 
 
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-
-    def _unlock(fd: int) -> None:
-        os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-
-else:
-    import fcntl
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-    def _unlock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
