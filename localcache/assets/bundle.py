@@ -11,25 +11,14 @@ building the snapshot keeps them pinned everywhere.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+from .check import file_sha256
 from .policy import AssetPolicy
 
 __all__ = ["bundler"]
-
-
-def _sha256(path: Path) -> str | None:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 def bundler(directory: Path | None,
@@ -52,7 +41,7 @@ def bundler(directory: Path | None,
                         not select.wants_locale(locale or None)
                         or not select.wants_type(kind) or select.too_big(size))):
                     continue
-                if sha is not None and _sha256(directory / name) == sha:
+                if sha is not None and file_sha256(directory / name) == sha:
                     keep[name] = directory / name
         conn.execute("CREATE TEMP TABLE bundled (name TEXT PRIMARY KEY)")
         conn.executemany("INSERT INTO bundled (name) VALUES (?)", [(n,) for n in keep])

@@ -30,7 +30,7 @@ from .fetch import try_lock_part
 from .naming import PART, is_our_file
 from .table import FileRow, read_rows
 
-__all__ = ["AssetReport", "Findings", "inspect"]
+__all__ = ["AssetReport", "Findings", "file_sha256", "inspect"]
 
 FileKey = tuple[str, "str | None"]
 
@@ -68,7 +68,8 @@ def _key(row: FileRow) -> FileKey:
     return row.asset_id, row.locale or None
 
 
-def _sha256(path: Path) -> str | None:
+def file_sha256(path: Path) -> str | None:
+    """The SHA-256 of the file at ``path``, read in 1 MiB steps; None if it cannot be read."""
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as handle:
@@ -124,7 +125,7 @@ def inspect(conn: sqlite3.Connection, directory: Path, *, deep: bool, fix: bool,
         except OSError:
             missing.append(row)
             continue
-        if size != row.bytes or (deep and row.sha256 and _sha256(path) != row.sha256):
+        if size != row.bytes or (deep and row.sha256 and file_sha256(path) != row.sha256):
             damaged.append(row)
             findings.unlink.append(row.path)
     if fix:
