@@ -114,8 +114,8 @@ class CacheReads:
             raise QueryError(f"include must be a whole number from 0 to {MAX_INCLUDE}, "
                              f"not {include!r}")
         if not include:
-            with self._store.reading():
-                chain = self._locale_chain()  # in the transaction: one state
+            chain = self._locale_chain()
+            with self._store.reading_one():
                 return fetch_entry(self._store.raw_connection(), str(entry_id), chain,
                                    self._link_resolver())
         known: dict[LinkTarget, Record | None] = {}
@@ -130,8 +130,8 @@ class CacheReads:
 
     def asset(self, asset_id: str) -> Record | None:
         """The asset with this id, or None."""
-        with self._store.reading():
-            chain = self._locale_chain()  # in the transaction: one state
+        chain = self._locale_chain()
+        with self._store.reading_one():
             return fetch_asset(self._store.raw_connection(), str(asset_id), chain,
                                self._link_resolver())
 

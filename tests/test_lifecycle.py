@@ -145,8 +145,10 @@ class HeldRead:
         from localcache.store.database import Store
 
         self.armed, self.inside, self.release = (threading.Event() for _ in range(3))
-        real = Store.reading
+        for method in ("reading", "reading_one"):  # a transaction, and one lone SELECT
+            monkeypatch.setattr(Store, method, self._held(getattr(Store, method), name, at))
 
+    def _held(self, real: Any, name: str, at: str) -> Any:
         @contextmanager
         def reading(store: Any) -> Iterator[None]:
             with real(store):
@@ -156,7 +158,7 @@ class HeldRead:
                 if at == "end":
                     self._hold(name)
 
-        monkeypatch.setattr(Store, "reading", reading)
+        return reading
 
     def _hold(self, name: str) -> None:
         if (self.armed.is_set() and threading.current_thread().name == name

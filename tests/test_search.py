@@ -226,6 +226,41 @@ def test_arrays_links_and_rich_text_of_an_entry_are_searched_as_text(
             assert cache.search(word) == [], word
 
 
+def test_fields_of_a_type_without_text_are_not_searched(emulator: Any,
+                                                        store_path: Path) -> None:
+    """Dates (strings in the JSON) are left out by their declared type; a Symbol holding the
+    same characters is searched."""
+    space = emulator.space
+    space.add_content_type("event", name="Event", fields=[
+        {"id": "title", "name": "Title", "type": "Symbol"},
+        {"id": "code", "name": "Code", "type": "Symbol"},
+        {"id": "startsAt", "name": "Starts at", "type": "Date"},
+    ], display_field="title")
+    space.publish_entry("ev1", "event", {"title": {"en-US": "Launch"},
+                                         "startsAt": {"en-US": "2031-05-17T09:00:00Z"}})
+    space.publish_entry("ev2", "event", {"title": {"en-US": "Rehearsal"},
+                                         "code": {"en-US": "2031-05-17"}})
+    with make_cache(emulator, store_path) as cache:
+        cache.sync()
+        assert [h.id for h in cache.search("launch")] == ["ev1"]
+        assert [h.id for h in cache.search("2031")] == ["ev2"]
+        assert [h.id for h in cache.search("17t09")] == []
+
+
+def test_contentstack_date_fields_are_not_searched(store_path: Path) -> None:
+    stack = Stack(api_key="blt_api", environment="production", locales=["en-us"])
+    stack.add_content_type("show", title="Show", schema=[
+        {"uid": "title", "data_type": "text", "display_name": "Title"},
+        {"uid": "opens", "data_type": "isodate", "display_name": "Opens"}])
+    stack.publish_entry("s1", "show", "en-us", {"title": "Premiere", "opens": "2031-05-17"})
+    with Emulator(stack, access_token=TOKEN) as emu, \
+            Cache(Contentstack("blt_api", TOKEN, "production", base_url=emu.base_url),
+                  path=store_path) as cache:
+        cache.sync()
+        assert [h.id for h in cache.search("premiere")] == ["s1"]
+        assert cache.search("2031") == []
+
+
 def test_contentstack_html_and_json_rte_are_searched_as_text(store_path: Path) -> None:
     stack = Stack(api_key="blt_api", environment="production", locales=["en-us"])
     stack.publish_entry("h1", "blog", "en-us", {

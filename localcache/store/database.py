@@ -162,6 +162,17 @@ class Store:
                         if conn.in_transaction:
                             conn.execute("COMMIT")
 
+    @contextmanager
+    def reading_one(self) -> Iterator[None]:
+        """A read of one statement, the hot path of ``cache.entry(id)``: SQLite makes a lone
+        SELECT see one committed state by itself, so no BEGIN and COMMIT are sent (they cost
+        a quarter of such a read). Otherwise as :meth:`reading`."""
+        with self._in_use():
+            try:
+                yield
+            except (PeeweeException, sqlite3.Error) as exc:
+                raise self._error(exc) from None
+
     def ensure_open(self) -> None:
         """Raise StoreError when the store was closed."""
         if self._closed:
@@ -200,7 +211,8 @@ class Store:
                 self._busy[me] -= 1
                 if not self._busy[me]:
                     del self._busy[me]
-                self._activity.notify_all()
+                if self._closed:  # only close() waits on it
+                    self._activity.notify_all()
 
     def _error(self, exc: Exception) -> StoreError:
         """SQLite's error as localcache's; a closed store says so rather than what broke."""

@@ -23,6 +23,7 @@ from .models import BoundModels
 __all__ = [
     "ASSET_COLUMNS",
     "ENTRY_COLUMNS",
+    "UNSEARCHED_TYPES",
     "LinkResolver",
     "LocaleChain",
     "Record",
@@ -39,6 +40,16 @@ __all__ = [
     "resolve_field",
 ]
 
+#: Field types (each vendor's own names) whose values hold no text to search: dates,
+#: numbers, booleans, places, links and files. A date is a string in all three vendors' JSON;
+#: indexed, its 7 tokens a locale cost a sixth of the index's insert time, and a search for
+#: "2022" would match every entry published that year. Filter dates with ``where``.
+UNSEARCHED_TYPES = frozenset({
+    "Date", "Integer", "Number", "Boolean", "Location", "Link",  # Contentful
+    "isodate", "number", "boolean", "file", "reference",  # Contentstack
+    "date_time", "asset", "modular_content", "taxonomy",  # Kontent.ai
+})
+
 _MISSING = object()
 # The C scanner json.loads uses (typeshed types make_scanner's argument wrongly).
 _scan: Callable[[str, int], tuple[Any, int]] = make_scanner(
@@ -49,11 +60,17 @@ _scan: Callable[[str, int], tuple[Any, int]] = make_scanner(
 class LocaleChain:
     """The space's locales: which is the default, and where each one falls back to; and the
     fields a content type does not localize (``unlocalized``: content type → field ids),
-    which read the same in every locale (see :meth:`field_chain`)."""
+    which read the same in every locale (see :meth:`field_chain`); and the fields whose
+    declared type holds no searchable text (``unsearched``: content type → field ids, see
+    :data:`UNSEARCHED_TYPES`), which the full-text index leaves out."""
 
     default: str | None = None
     fallbacks: dict[str, str | None] = field(default_factory=dict)
     unlocalized: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    unsearched: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Chains worked out once: (unlocalized?, locale) -> codes. Every field read walks one.
+    _memo: dict[tuple[bool, str | None], tuple[str, ...]] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
 
     @classmethod
     def from_locales(cls, locales: list[LocaleInfo],
@@ -63,19 +80,29 @@ class LocaleChain:
 
     def chain(self, locale: str | None) -> Iterator[str]:
         """``locale``, then its fallbacks in order (a cycle ends the chain)."""
-        seen: set[str] = set()
-        code = locale if locale is not None else self.default
-        while code is not None and code not in seen:
-            seen.add(code)
-            yield code
-            code = self.fallbacks.get(code)
+        return iter(self._codes(locale))
+
+    def _codes(self, locale: str | None) -> tuple[str, ...]:
+        codes = self._memo.get((False, locale))
+        if codes is None:
+            seen: dict[str, None] = {}
+            code = locale if locale is not None else self.default
+            while code is not None and code not in seen:
+                seen[code] = None
+                code = self.fallbacks.get(code)
+            codes = self._memo[(False, locale)] = tuple(seen)
+        return codes
 
     def unlocalized_chain(self, locale: str | None) -> tuple[str, ...]:
         """The chain of a field its content type does not localize: the default locale's
         chain, then ``locale``'s. Contentful sends such a field under the default locale only
         and it reads the same in every locale, as the CDA does; where the default locale has
         no value (a Contentstack entry published in another locale only), the usual chain."""
-        return tuple(dict.fromkeys([*self.chain(None), *self.chain(locale)]))
+        codes = self._memo.get((True, locale))
+        if codes is None:
+            codes = self._memo[(True, locale)] = tuple(
+                dict.fromkeys([*self._codes(None), *self._codes(locale)]))
+        return codes
 
     def field_chain(self, content_type: str | None, name: str,
                     locale: str | None) -> Iterator[str]:
@@ -93,12 +120,16 @@ def chain_for(conn: sqlite3.Connection) -> LocaleChain:
     rows = conn.execute("SELECT code, is_default, fallback FROM locales "
                         "ORDER BY is_default DESC, code").fetchall()
     default = next((code for code, is_default, _ in rows if is_default), None)
-    unlocalized = {}
+    unlocalized, unsearched = {}, {}
     for info in read_content_types(conn):
         fields = frozenset(f.id for f in info.fields if not f.localized)
         if fields:
             unlocalized[info.id] = fields
-    return LocaleChain(default, {code: fallback for code, _, fallback in rows}, unlocalized)
+        untexted = frozenset(f.id for f in info.fields if f.type in UNSEARCHED_TYPES)
+        if untexted:
+            unsearched[info.id] = untexted
+    return LocaleChain(default, {code: fallback for code, _, fallback in rows}, unlocalized,
+                       unsearched)
 
 
 class LinkResolver(Protocol):

@@ -212,8 +212,9 @@ def _html_text(value: str) -> str:
 def plain_text(value: Any) -> Iterator[str]:
     """The searchable text in one field value: strings (HTML stripped), arrays of them, rich
     text documents of the three vendors, Kontent.ai elements' values. Links, numbers,
-    booleans, locations and other objects hold no searchable text (a date is a string in all
-    three vendors' JSON, and is searched as one)."""
+    booleans, locations and other objects hold no searchable text. (A date is a string in all
+    three vendors' JSON: it is left out by its field's declared type, see
+    ``UNSEARCHED_TYPES``, not here.)"""
     if isinstance(value, str):
         yield _html_text(value) if _HTML_TAG.search(value) else value
     elif isinstance(value, list):
@@ -271,8 +272,8 @@ class TextPlan:
     :meth:`Record.field` reads, worked out once for one :class:`LocaleChain`, and once for
     each set of locales a field has values in (most fields of a space share a few)."""
 
-    __slots__ = ("_chains", "_sources", "_unlocalized", "_unlocalized_chains", "chain",
-                 "locales")
+    __slots__ = ("_chains", "_sources", "_unlocalized", "_unlocalized_chains", "_unsearched",
+                 "chain", "locales")
 
     def __init__(self, chain: LocaleChain) -> None:
         self.chain = chain
@@ -281,6 +282,7 @@ class TextPlan:
         self._unlocalized_chains = {code: chain.unlocalized_chain(code)
                                     for code in self.locales}
         self._unlocalized = chain.unlocalized
+        self._unsearched = chain.unsearched
         # (unlocalized, the codes a field has values in) -> (code read, locales reading it)
         self._sources: dict[tuple[bool, tuple[str, ...]],
                             tuple[tuple[str, tuple[str, ...]], ...]] = {}
@@ -291,10 +293,11 @@ class TextPlan:
         if not isinstance(fields, dict):
             return {}
         unlocalized = self._unlocalized.get(content_type, ()) if content_type else ()
+        unsearched = self._unsearched.get(content_type, ()) if content_type else ()
         parts: dict[str, list[str]] = {code: [] for code in self.locales}
         sources = self._sources
         for name, by_locale in fields.items():
-            if not isinstance(by_locale, dict) or not by_locale:
+            if not isinstance(by_locale, dict) or not by_locale or name in unsearched:
                 continue
             key = (name in unlocalized, tuple(by_locale))
             found = sources.get(key)
