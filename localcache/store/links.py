@@ -22,9 +22,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = [
+    "ANY_LINKS_OF_NEW",
     "CODENAMES_DDL",
     "CODENAME_TRIGGER_SQL",
     "CONTENTFUL_LINKS",
+    "CONTENTFUL_LINKS_ONE_PASS",
     "LINKS_OF_NEW",
     "VENDOR_LINKS_OF_NEW",
     "LinkTarget",
@@ -38,7 +40,9 @@ __all__ = [
 LinkTarget = tuple[str, str]
 """(``"Entry"`` | ``"Asset"`` | ``"Codename"``, the target's id or Kontent.ai codename)."""
 
-# Contentful Link objects, alone or in arrays: all that schema version 1 derived.
+# Contentful Link objects, alone or in arrays: all that schema version 1 derived. (Version 1
+# to 5 stores keep this text in their triggers; :data:`CONTENTFUL_LINKS_ONE_PASS` derives the
+# same rows.)
 CONTENTFUL_LINKS = """
     SELECT NEW.id, f.key, l.key, 0, json_extract(l.value, '$.sys.linkType'),
            json_extract(l.value, '$.sys.id')
@@ -50,6 +54,21 @@ CONTENTFUL_LINKS = """
            json_extract(a.value, '$.sys.id')
       FROM json_each(NEW.raw, '$.fields') AS f, json_each(f.value) AS l, json_each(l.value) AS a
      WHERE f.type = 'object' AND l.type = 'array' AND a.type = 'object'
+       AND json_extract(a.value, '$.sys.type') = 'Link'
+"""
+# The same rows in one walk of the document (a single link is taken as an array of one, at
+# position 0), and only through fields whose text holds the word "Link" (an object with
+# ``"type": "Link"`` cannot be written without it): SQLite 3.40 parses the JSON again for
+# every json_each and json_extract, and this cost half the links triggers' time of a
+# Contentful initial sync. The fields' own keys are never looked at, so a field named "Link"
+# or a text holding the word only costs a walk.
+CONTENTFUL_LINKS_ONE_PASS = """
+    SELECT NEW.id, f.key, l.key, CASE l.type WHEN 'array' THEN a.key ELSE 0 END,
+           json_extract(a.value, '$.sys.linkType'), json_extract(a.value, '$.sys.id')
+      FROM json_each(NEW.raw, '$.fields') AS f, json_each(f.value) AS l,
+           json_each(CASE l.type WHEN 'array' THEN l.value ELSE json_array(l.value) END) AS a
+     WHERE f.type = 'object' AND instr(f.value, '"Link"') > 0
+       AND l.type IN ('object', 'array') AND a.type = 'object'
        AND json_extract(a.value, '$.sys.type') = 'Link'
 """
 # A Contentstack reference names its content type; an asset field holds the asset object.
@@ -102,12 +121,14 @@ _INSERT_LINKS = ("INSERT OR IGNORE INTO links (source_id, field, locale, positio
 # for the other two vendors' shapes took half the time of a Contentful page's inserts.
 # (A store with no vendor recorded, as a bare Store in tests, derives all of them.)
 VENDOR_LINKS_OF_NEW: dict[str, str] = {
-    "contentful": _INSERT_LINKS + CONTENTFUL_LINKS + ";",
+    "contentful": _INSERT_LINKS + CONTENTFUL_LINKS_ONE_PASS + ";",
     "contentstack": _INSERT_LINKS + _CONTENTSTACK.replace("UNION ALL", "", 1) + ";",
     "kontent": _INSERT_LINKS + _KONTENT.replace("UNION ALL", "", 1) + ";",
 }
 """Per vendor, the trigger body that derives the links of ``NEW`` (Kontent.ai's codename row
 is :data:`CODENAME_TRIGGER_SQL`)."""
+ANY_LINKS_OF_NEW = _INSERT_LINKS + CONTENTFUL_LINKS_ONE_PASS + _CONTENTSTACK + _KONTENT + ";"
+"""Every vendor's links of ``NEW`` (a store with no vendor recorded), from schema version 6."""
 
 CODENAMES_DDL = (
     "CREATE TABLE IF NOT EXISTS entry_codenames (id TEXT PRIMARY KEY NOT NULL, "

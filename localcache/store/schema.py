@@ -40,6 +40,7 @@ from peewee import Database
 from ..errors import SchemaVersionError, StoreCorruptError, StoreError
 from .content_types import CONTENT_TYPES_DDL
 from .links import (
+    ANY_LINKS_OF_NEW,
     CODENAME_TRIGGER_SQL,
     CODENAMES_DDL,
     CONTENTFUL_LINKS,
@@ -59,7 +60,7 @@ __all__ = [
     "read_header",
 ]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 APPLICATION_ID = 0x4C434348  # "LCCH"
 # Measured with benchmarks/page_size.py (20k records of ~1.5 KB): 8 KiB pages write 20% faster
 # than 4 KiB and make a smaller file; 16 KiB wrote 3% faster still but read 12% slower.
@@ -164,7 +165,7 @@ def _v5_triggers() -> list[str]:
     bodies["kontent"] += CODENAME_TRIGGER_SQL
     known = ", ".join(f"'{vendor}'" for vendor in bodies)
     conditions = {vendor: f"{_VENDOR} = '{vendor}'" for vendor in bodies}
-    bodies["any"] = LINKS_OF_NEW + CODENAME_TRIGGER_SQL
+    bodies["any"] = ANY_LINKS_OF_NEW + CODENAME_TRIGGER_SQL
     conditions["any"] = f"coalesce({_VENDOR}, '') NOT IN ({known})"
     statements = [
         f"CREATE TRIGGER entries_after_insert AFTER INSERT ON entries BEGIN {_TYPE_OF_NEW} END",
@@ -253,12 +254,23 @@ def _upgrade_v5(db: Database, models: BoundModels) -> None:
     _sql(db, "UPDATE entries SET raw = raw")
 
 
+def _upgrade_v6(db: Database, models: BoundModels) -> None:
+    """The links triggers walk a Contentful entry once (``CONTENTFUL_LINKS_ONE_PASS``): the
+    same rows, so nothing is derived again."""
+    for statement in _v5_triggers():
+        name = statement.split()[2]
+        if name.startswith("entries_links_"):
+            _sql(db, f"DROP TRIGGER IF EXISTS {name}")
+            _sql(db, statement)
+
+
 MIGRATIONS: dict[int, Callable[[Database, BoundModels], None]] = {
     0: _create_v1,
     1: _upgrade_v2,
     2: _upgrade_v3,
     3: _upgrade_v4,
     4: _upgrade_v5,
+    5: _upgrade_v6,
 }
 
 

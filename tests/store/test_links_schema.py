@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from localcache.model import StoreScope
 from localcache.store.database import Store
@@ -173,3 +175,41 @@ def test_a_vendors_store_derives_its_own_shapes_only(tmp_path: Path, vendor: str
         assert [(r[0], r[1]) for r in rows(store)] == [(vendor, "g")]
     finally:
         store.close()
+
+
+# -- Contentful's links in one walk (schema 6) derive what two walks did --------------------
+
+_LINK = st.builds(lambda kind, target: {"sys": {"type": "Link", "linkType": kind, "id": target}},
+                  st.sampled_from(["Entry", "Asset"]), st.sampled_from(["a", "b", "Link"]))
+_NOT_LINK = st.one_of(
+    st.sampled_from(["Link", "plain \"Link\" text", "", 7, None, True]),
+    st.just({"sys": {"type": "Entry", "id": "x"}}),
+    st.just({"lat": 1.5, "lon": 2.0}),
+    st.just({"nodeType": "document", "content": [{"sys": {"type": "Link", "id": "deep"}}]}),
+)
+_VALUE = st.one_of(_LINK, _NOT_LINK, st.lists(st.one_of(_LINK, _NOT_LINK), max_size=4))
+_FIELDS = st.dictionaries(
+    st.sampled_from(["author", "Link", "tags", "body", "images"]),
+    st.one_of(st.dictionaries(st.sampled_from(["en-US", "de-DE", "fr-FR"]), _VALUE,
+                              max_size=3), _VALUE),
+    max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=_FIELDS)
+def test_one_pass_contentful_links_equal_the_two_walks(fields: dict[str, Any]) -> None:
+    import sqlite3
+
+    from localcache.store.links import CONTENTFUL_LINKS, CONTENTFUL_LINKS_ONE_PASS
+
+    conn = sqlite3.connect(":memory:")
+    try:
+        raw = json.dumps({"sys": {"id": "e1"}, "fields": fields}, separators=(",", ":"))
+
+        def rows(query: str) -> list[Any]:
+            sql = query.replace("NEW.id", ":id").replace("NEW.raw", ":raw")
+            return sorted(conn.execute(sql, {"id": "e1", "raw": raw}).fetchall())
+
+        assert rows(CONTENTFUL_LINKS_ONE_PASS) == rows(CONTENTFUL_LINKS)
+    finally:
+        conn.close()

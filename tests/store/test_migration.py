@@ -1,4 +1,4 @@
-"""Schema versions 1 → 2 → 3 → 4 → 5: a store (or a bundled snapshot) written by a previous
+"""Schema versions 1 → 2 → 3 → 4 → 5 → 6: a store (or a bundled snapshot) written by a previous
 localcache upgrades on open and ends exactly like a new store."""
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def test_a_v1_store_upgrades_on_open(tmp_path: Path) -> None:
     make_v1_store(path)
     assert "entryrecord_content_type" in _schema(path)
     with Cache.open(path) as cache:
-        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 5
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 6
         records = cache.entries("article")
         assert [r.id for r in records] == [f"e{n:02d}" for n in range(12) if n % 3]
         assert records[0].field("title") == "title 1"
@@ -128,7 +128,7 @@ def test_a_v1_store_upgrades_on_open(tmp_path: Path) -> None:
     assert "entries_content_type_id" in upgraded
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()
@@ -157,7 +157,7 @@ def test_a_v1_snapshot_seeds_an_upgraded_store(tmp_path: Path) -> None:
     provider = Contentful("space1", "token", "master", base_url="http://127.0.0.1:9")
     with Cache(provider, path=target, snapshot=tmp_path / "content.snap") as cache:
         assert cache.seeded is not None
-        assert cache.stats()["schema_version"] == 5
+        assert cache.stats()["schema_version"] == 6
         assert cache.count() == 12
         assert [r.id for r in cache.entries(where={"title": {"match": "TITLE 1"}})] == \
             ["e01", "e10", "e11"]
@@ -219,7 +219,7 @@ def test_a_v2_store_upgrades_on_open_and_derives_its_vendors_links(tmp_path: Pat
     assert not any(row[0] in ("post", "k1") for row in before)     # v2 knew Contentful only
     assert "linkrecord_source_id" in _schema(path)
     with Cache.open(path) as cache:
-        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 5
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 6
         post = cache.entry("post")
         assert post is not None
         # Version 3 derived every vendor's shapes into the links table (the Contentstack
@@ -240,7 +240,7 @@ def test_a_v2_store_upgrades_on_open_and_derives_its_vendors_links(tmp_path: Pat
     try:
         assert conn.execute("SELECT id, codename FROM entry_codenames").fetchall() == \
             [("k1", "first")]
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()
@@ -262,7 +262,7 @@ def test_a_v2_snapshot_seeds_an_upgraded_store(tmp_path: Path) -> None:
     provider = Contentful("space1", "token", "master", base_url="http://127.0.0.1:9")
     with Cache(provider, path=target, snapshot=tmp_path / "content.snap") as cache:
         assert cache.seeded is not None
-        assert cache.stats()["schema_version"] == 5
+        assert cache.stats()["schema_version"] == 6
         assert [r.id for r in cache.referrers("e03")] == ["e04"]
         assert [r.id for r in cache.referrers("pic")] == []  # a Contentstack shape, see above
     assert "links_target" in _schema(target)
@@ -299,7 +299,7 @@ def test_a_v3_store_gets_its_search_index_built_again(tmp_path: Path) -> None:
     make_v3_store(path)
     assert _schema(path)["search_index"] == _V3_SEARCH
     with Cache.open(path) as cache:  # a reader: the upgrade builds the index as it opens
-        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 5
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 6
         assert sorted(h.id for h in cache.search("title", limit=100)) == \
             [f"e{n:02d}" for n in range(12)]
         assert [h.id for h in cache.search("title 11")] == ["e11"]
@@ -309,7 +309,7 @@ def test_a_v3_store_gets_its_search_index_built_again(tmp_path: Path) -> None:
     assert "search_text_" + b"en-US".hex() in upgraded
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()
@@ -332,7 +332,7 @@ def test_a_v3_snapshot_seeds_a_store_that_searches_offline(tmp_path: Path) -> No
     provider = Contentful("space1", "token", "master", base_url="http://127.0.0.1:9")
     with Cache(provider, path=target, snapshot=tmp_path / "content.snap") as cache:
         assert cache.seeded is not None
-        assert cache.stats()["schema_version"] == 5
+        assert cache.stats()["schema_version"] == 6
         assert [h.id for h in cache.search("title 4")] == ["e04"]
         assert cache.search("stale") == []
 
@@ -351,7 +351,7 @@ def test_a_v4_store_gets_a_links_trigger_per_vendor(tmp_path: Path) -> None:
         db.execute_sql("PRAGMA user_version = 4")
     db.close()
     with Cache.open(path) as cache:
-        assert cache.stats()["schema_version"] == 5
+        assert cache.stats()["schema_version"] == 6
         links = cache.stats()["links"]
     conn = sqlite3.connect(path)
     try:
@@ -364,5 +364,49 @@ def test_a_v4_store_gets_a_links_trigger_per_vendor(tmp_path: Path) -> None:
         assert conn.execute("SELECT count(*) FROM links").fetchone()[0] == links > 0
         conn.execute("UPDATE entries SET raw = raw")  # derived again: the same rows
         assert conn.execute("SELECT count(*) FROM links").fetchone()[0] == links
+    finally:
+        conn.close()
+
+
+# -- version 5 → 6: Contentful's links derived in one walk of the entry -----------------------
+
+
+def test_a_v5_store_gets_the_one_pass_links_triggers(tmp_path: Path) -> None:
+    from peewee import SqliteDatabase
+
+    from localcache.store.links import CONTENTFUL_LINKS
+
+    path = tmp_path / "v5.sqlite3"
+    make_v3_store(path, search=False)
+    db = SqliteDatabase(str(path))
+    with db.atomic("IMMEDIATE"):
+        schema.MIGRATIONS[3](db, None)  # type: ignore[arg-type]
+        schema.MIGRATIONS[4](db, None)  # type: ignore[arg-type]
+        # Version 5's Contentful triggers, as it wrote them: two walks of the entry.
+        for when, on in (("insert", "AFTER INSERT"), ("update", "AFTER UPDATE OF raw")):
+            db.execute_sql(f"DROP TRIGGER entries_links_contentful_{when}")
+            delete = "DELETE FROM links WHERE source_id = OLD.id; " if when == "update" else ""
+            db.execute_sql(
+                f"CREATE TRIGGER entries_links_contentful_{when} {on} ON entries WHEN "
+                "(SELECT value FROM sync_state WHERE key = 'provider') = 'contentful' BEGIN "
+                f"{delete}INSERT OR IGNORE INTO links (source_id, field, locale, position, "
+                f"target_type, target_id) {CONTENTFUL_LINKS}; END")
+        db.execute_sql("PRAGMA user_version = 5")
+    db.close()
+    conn = sqlite3.connect(path)
+    try:
+        before = sorted(conn.execute("SELECT * FROM links"))
+    finally:
+        conn.close()
+    assert before and "json_array" not in _schema(path)["entries_links_contentful_insert"]
+    with Cache.open(path) as cache:
+        assert cache.stats()["schema_version"] == 6
+    assert "json_array" in _schema(path)["entries_links_contentful_update"]
+    conn = sqlite3.connect(path)
+    try:
+        assert sorted(conn.execute("SELECT * FROM links")) == before  # nothing derived again
+        conn.execute("DELETE FROM links")
+        conn.execute("UPDATE entries SET raw = raw")  # derived by the new triggers: the same
+        assert sorted(conn.execute("SELECT * FROM links")) == before
     finally:
         conn.close()
