@@ -239,6 +239,7 @@ class Contentful:
                 token = None  # the first request again, or the initial sync over
                 continue
             page = self.parse_page(response, number)
+            del response  # its body, a page's size, is not kept while the page is applied
             if fresh:  # the page size this initial sync asked for (its token keeps it)
                 page = replace(page, limit=self.limit_in_use)
             yield page

@@ -37,6 +37,7 @@ from ..store.rebuild import clear_shadow, swap_in
 from ..store.search import index_changes, rebuild_index
 from ..store.tally import NetCounts, net_counts, reset_tally, store_is_empty, tally_page
 from .lock import SyncLock
+from .memory import trim_heap
 
 __all__ = ["SyncEngine", "SyncResult", "TypeCounts"]
 
@@ -229,6 +230,7 @@ class SyncEngine:
                         affected = _affected(conn, changes)
                         self.store.set_state(**self._rebuild_state(page))
                     self._announce(page, changes, tally, affected)
+                    trim_heap()
                 return True
             except TokenRejectedError:
                 if token is None or attempt == 2:
@@ -250,6 +252,8 @@ class SyncEngine:
         for page in _prefetched(self.provider.pages(token)):
             changes, affected = self._commit(page, initial, tally)
             self._announce(page, changes, tally, affected)
+            del page, changes, affected
+            trim_heap()  # memory flat with size: see sync/memory.py
 
     @staticmethod
     def _tally_page(conn: sqlite3.Connection, changes: PageChanges, tally: _Tally) -> None:
