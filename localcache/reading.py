@@ -65,6 +65,8 @@ OrderBy = Sequence[str] | str
 MAX_INCLUDE = 10
 
 
+_ROW_COLUMNS = 6  # ENTRY_COLUMNS: id, content_type, revision, created_at, updated_at, raw
+
 class _Links:
     """Resolves the links of the records one Cache read returned (see
     :class:`~localcache.store.query.LinkResolver`). ``known`` holds the targets read with
@@ -232,14 +234,21 @@ class CacheReads:
                 remaining -= len(rows)
 
     def _ordered_rows(self, query: EntryQuery, *, after: Sequence[Any] | None,
-                      limit: int | None) -> tuple[list[Record], list[list[Any]]]:
+                      limit: int | None
+                      ) -> tuple[list[Record], list[list[Any]], list[tuple[Any, ...]]]:
         """For live lists (localcache/live.py): up to ``limit`` entries of ``query`` after the
-        order-key values ``after``, with each one's order-key values, from one read."""
+        order-key values ``after``, with each one's order-key values and stored row (its
+        columns and JSON text, for :meth:`_record_of_row`), from one read."""
         self._prepare_read()
         with self._store.reading():
             chain = self._locale_chain()  # in the transaction: one state
             rows, keys = select_ordered(self._context(chain), query, after=after, limit=limit)
-        return list(records(rows, "Entry", chain, self._link_resolver())), keys
+        stored = [tuple(row[:_ROW_COLUMNS]) for row in rows]
+        return list(records(stored, "Entry", chain, self._link_resolver())), keys, stored
+
+    def _record_of_row(self, row: tuple[Any, ...]) -> Record:
+        """The entry of a row :meth:`_ordered_rows` gave, decoded again."""
+        return next(records([row], "Entry", self._locale_chain(), self._link_resolver()))
 
     def _asset_rows(self, *, after: str | None, limit: int) -> list[Record]:
         """Up to ``limit`` assets in id order after the id ``after``, from one read."""

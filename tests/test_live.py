@@ -290,3 +290,71 @@ def test_bad_query_raises_at_once_and_reset_keeps_the_old_one(tmp_path: Path) ->
         assert live.ids == () and mirror.rows == [] and live.locale == "de-DE"
         live.fetch_more(mirror)
         assert live.record(0).field("title", "de-DE") == "d"
+
+
+def test_the_window_keeps_rows_not_decoded_records(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond the last RECENT records, a row is kept as stored and decoded again when asked:
+    the same record as the store's, after in-place changes and moves too."""
+    import gc
+
+    import localcache.live as live_module
+    from localcache.store.query import Record
+
+    monkeypatch.setattr(live_module, "RECENT", 3)
+    space = ranked_space()
+    for number in range(40):
+        space.publish_entry(f"e{number:02d}", "article", fields(f"t{number}", number))
+    with Emulator(space, access_token=TOKEN) as emu, Cache(
+            Contentful("livespace", TOKEN, base_url=emu.base_url),
+            path=tmp_path / "s.sqlite3") as cache:
+        cache.sync()
+        live = LiveQuery(cache, "article", order_by=["rank"], batch=50)
+        live.fetch_more()
+        gc.collect()
+        chain = cache._locale_chain()  # other tests' records carry chains of their own
+        held = [o for o in gc.get_objects() if isinstance(o, Record) and o.locales is chain]
+        assert len(held) <= 3, len(held)
+        del held
+        space.publish_entry("e05", "article", fields("renamed", 5))      # changed in place
+        space.publish_entry("e07", "article", fields("t7", 99))          # moved to the end
+        changes: list[signals.ChangeSet] = []
+        with signals.changes_committed.connected_to(
+                lambda sender, changes: pending.append(changes), sender=cache):
+            pending = changes
+            cache.sync()
+        for change in changes:
+            live.apply(change)
+        assert list(live.ids) == [r.id for r in cache.entries("article", order_by=["rank"])]
+        for row, record_id in enumerate(live.ids):
+            stored = cache.entry(record_id)
+            assert stored is not None
+            found = live.record(row)
+            assert (found.id, found.fields, found.revision) == (
+                stored.id, stored.fields, stored.revision)
+        assert live.record(live.row_of("e05") or 0).field("title") == "renamed"
+
+
+_SQL_VALUES = st.one_of(st.none(), st.integers(-10**6, 10**6),
+                        st.floats(allow_nan=False, allow_infinity=False, width=32),
+                        st.text(max_size=6), st.binary(max_size=4))
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(_SQL_VALUES, max_size=12), descending=st.booleans())
+def test_order_keys_sort_as_sqlite_does(values: list[Any], descending: bool) -> None:
+    import sqlite3
+
+    from localcache.live import _ordered
+
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("CREATE TABLE t (n INTEGER PRIMARY KEY, v)")
+        conn.executemany("INSERT INTO t (v) VALUES (?)", [(v,) for v in values])
+        rows = conn.execute("SELECT n, v FROM t").fetchall()
+        direction = "DESC" if descending else "ASC"
+        expected = [v for _, v in conn.execute(f"SELECT n, v FROM t ORDER BY v {direction}, n")]
+    finally:
+        conn.close()
+    ours = [v for _, v in sorted(rows, key=lambda r: (_ordered(r[1], descending), r[0]))]
+    assert ours == expected
