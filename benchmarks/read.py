@@ -88,7 +88,8 @@ def paired_medians(floor: Callable[[], object], action: Callable[[], object],
                    runs: int) -> tuple[float, float]:
     """Medians of the floor and of the action, run alternately: on a machine whose speed
     drifts (a shared VM), their ratio stays meaningful."""
-    floors, actions = [], []
+    floors: list[float] = []
+    actions: list[float] = []
     for _ in range(runs):
         for todo, times in ((floor, floors), (action, actions)):
             started = time.perf_counter()

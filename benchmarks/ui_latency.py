@@ -169,9 +169,12 @@ def measure(info: dict[str, Any], idle_seconds: float, view: bool,
             widgets.append(list_view)
         progress = QProgressBar()
         relay = QtSignals(cache)
-        relay.syncProgress.connect(
-            lambda page, items, total: (progress.setMaximum(total or 0),
-                                        progress.setValue(items)))
+
+        def show(page: int, items: int, total: int | None) -> None:
+            progress.setMaximum(total or 0)
+            progress.setValue(items)
+
+        relay.syncProgress.connect(show)
         result: list[Any] = []
         profiler = cProfile.Profile() if profile else None
 
