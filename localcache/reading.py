@@ -32,6 +32,7 @@ from .store.indexes import (
 )
 from .store.links import LinkTarget, referrers
 from .store.query import (
+    ENTRY_COLUMNS,
     LocaleChain,
     Record,
     fetch_asset,
@@ -65,7 +66,10 @@ OrderBy = Sequence[str] | str
 MAX_INCLUDE = 10
 
 
-_ROW_COLUMNS = 6  # ENTRY_COLUMNS: id, content_type, revision, created_at, updated_at, raw
+# A stored row's columns (id, content_type, revision, created_at, updated_at, raw): what a
+# live list keeps of each entry; select_ordered's rows have the order keys after them.
+_ROW_COLUMNS = ENTRY_COLUMNS.count(",") + 1
+
 
 class _Links:
     """Resolves the links of the records one Cache read returned (see

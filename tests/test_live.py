@@ -7,6 +7,8 @@ for the same query, and replaying the edits it reported on a plain list gives th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -221,24 +223,37 @@ def test_edits_are_moves_and_changes_not_remove_and_insert(emulator: Any, tmp_pa
         assert live.record(1).field("title") == "T2"
 
 
-def test_rows_beyond_the_window_wait_for_fetch_more(tmp_path: Path) -> None:
+@contextmanager
+def articles_synced(tmp_path: Path, ids: list[str]) -> Iterator[tuple[Space, Cache]]:
+    """The ranked space with an article for each of ``ids`` (titled and ranked by position),
+    and a cache that synced it."""
     space = ranked_space()
-    for number in range(10):
-        space.publish_entry(f"e{number}", "article", fields(f"t{number}", number))
+    for number, entry_id in enumerate(ids):
+        space.publish_entry(entry_id, "article", fields(f"t{number}", number))
     with Emulator(space, access_token=TOKEN) as emu, Cache(
             Contentful("livespace", TOKEN, base_url=emu.base_url),
             path=tmp_path / "s.sqlite3") as cache:
         cache.sync()
+        yield space, cache
+
+
+def sync_changes(cache: Cache) -> list[signals.ChangeSet]:
+    """Sync ``cache``; the ChangeSets it committed."""
+    changes: list[signals.ChangeSet] = []
+    with signals.changes_committed.connected_to(
+            lambda sender, changes: found.append(changes), sender=cache):
+        found = changes
+        cache.sync()
+    return changes
+
+
+def test_rows_beyond_the_window_wait_for_fetch_more(tmp_path: Path) -> None:
+    with articles_synced(tmp_path, [f"e{n}" for n in range(10)]) as (space, cache):
         live = LiveQuery(cache, "article", batch=4)
         assert live.fetch_more() == 4 and live.can_fetch_more()
-        changes: list[signals.ChangeSet] = []
         space.publish_entry("e8", "article", fields("t8", 80))  # beyond: no edit
         space.publish_entry("e00", "article", fields("first", 0))  # before e1: inserted
-        with signals.changes_committed.connected_to(
-                lambda sender, changes: pending.append(changes), sender=cache):
-            pending = changes
-            cache.sync()
-        edits = [e for c in changes for e in live.apply(c)]
+        edits = [e for c in sync_changes(cache) for e in live.apply(c)]
         assert [type(e) for e in edits] == [Inserted]
         assert live.ids == ("e0", "e00", "e1", "e2", "e3")
         while live.can_fetch_more():
@@ -302,13 +317,7 @@ def test_the_window_keeps_rows_not_decoded_records(tmp_path: Path,
     from localcache.store.query import Record
 
     monkeypatch.setattr(live_module, "RECENT", 3)
-    space = ranked_space()
-    for number in range(40):
-        space.publish_entry(f"e{number:02d}", "article", fields(f"t{number}", number))
-    with Emulator(space, access_token=TOKEN) as emu, Cache(
-            Contentful("livespace", TOKEN, base_url=emu.base_url),
-            path=tmp_path / "s.sqlite3") as cache:
-        cache.sync()
+    with articles_synced(tmp_path, [f"e{n:02d}" for n in range(40)]) as (space, cache):
         live = LiveQuery(cache, "article", order_by=["rank"], batch=50)
         live.fetch_more()
         gc.collect()
@@ -318,12 +327,7 @@ def test_the_window_keeps_rows_not_decoded_records(tmp_path: Path,
         del held
         space.publish_entry("e05", "article", fields("renamed", 5))      # changed in place
         space.publish_entry("e07", "article", fields("t7", 99))          # moved to the end
-        changes: list[signals.ChangeSet] = []
-        with signals.changes_committed.connected_to(
-                lambda sender, changes: pending.append(changes), sender=cache):
-            pending = changes
-            cache.sync()
-        for change in changes:
+        for change in sync_changes(cache):
             live.apply(change)
         assert list(live.ids) == [r.id for r in cache.entries("article", order_by=["rank"])]
         for row, record_id in enumerate(live.ids):

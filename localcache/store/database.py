@@ -151,11 +151,10 @@ class Store:
             conn = self.raw_connection()
             began = not conn.in_transaction
             try:
-                if began:
-                    conn.execute("BEGIN")
-                yield
-            except (PeeweeException, sqlite3.Error) as exc:
-                raise self._error(exc) from None
+                with self._errors_mapped():
+                    if began:
+                        conn.execute("BEGIN")
+                    yield
             finally:
                 if began and not self._closed:
                     with contextlib.suppress(sqlite3.Error):
@@ -167,11 +166,16 @@ class Store:
         """A read of one statement, the hot path of ``cache.entry(id)``: SQLite makes a lone
         SELECT see one committed state by itself, so no BEGIN and COMMIT are sent (they cost
         a quarter of such a read). Otherwise as :meth:`reading`."""
-        with self._in_use():
-            try:
-                yield
-            except (PeeweeException, sqlite3.Error) as exc:
-                raise self._error(exc) from None
+        with self._in_use(), self._errors_mapped():
+            yield
+
+    @contextmanager
+    def _errors_mapped(self) -> Iterator[None]:
+        """SQLite's and peewee's errors raised inside, as localcache's (:meth:`_error`)."""
+        try:
+            yield
+        except (PeeweeException, sqlite3.Error) as exc:
+            raise self._error(exc) from None
 
     def ensure_open(self) -> None:
         """Raise StoreError when the store was closed."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from localcache import Cache, Contentful
 from localcache.model import StoreScope
@@ -340,16 +342,24 @@ def test_a_v3_snapshot_seeds_a_store_that_searches_offline(tmp_path: Path) -> No
 # -- version 4 → 5: one links trigger per vendor ----------------------------------------------
 
 
-def test_a_v4_store_gets_a_links_trigger_per_vendor(tmp_path: Path) -> None:
+def make_v4_store(path: Path, *, then: Callable[[Any], None] | None = None) -> None:
+    """A version 3 store (without search) taken through version 4's own step; ``then`` runs
+    on its database in the same transaction (to take it further)."""
     from peewee import SqliteDatabase
 
-    path = tmp_path / "v4.sqlite3"
     make_v3_store(path, search=False)
     db = SqliteDatabase(str(path))
     with db.atomic("IMMEDIATE"):
         schema.MIGRATIONS[3](db, None)  # type: ignore[arg-type]
         db.execute_sql("PRAGMA user_version = 4")
+        if then is not None:
+            then(db)
     db.close()
+
+
+def test_a_v4_store_gets_a_links_trigger_per_vendor(tmp_path: Path) -> None:
+    path = tmp_path / "v4.sqlite3"
+    make_v4_store(path)
     with Cache.open(path) as cache:
         assert cache.stats()["schema_version"] == 6
         links = cache.stats()["links"]
@@ -371,28 +381,26 @@ def test_a_v4_store_gets_a_links_trigger_per_vendor(tmp_path: Path) -> None:
 # -- version 5 → 6: Contentful's links derived in one walk of the entry -----------------------
 
 
-def test_a_v5_store_gets_the_one_pass_links_triggers(tmp_path: Path) -> None:
-    from peewee import SqliteDatabase
-
+def _as_version_5(db: Any) -> None:
+    """Version 5's own step, with its Contentful triggers as it wrote them: two walks of the
+    entry."""
     from localcache.store.links import CONTENTFUL_LINKS
 
+    schema.MIGRATIONS[4](db, None)
+    for when, on in (("insert", "AFTER INSERT"), ("update", "AFTER UPDATE OF raw")):
+        db.execute_sql(f"DROP TRIGGER entries_links_contentful_{when}")
+        delete = "DELETE FROM links WHERE source_id = OLD.id; " if when == "update" else ""
+        db.execute_sql(
+            f"CREATE TRIGGER entries_links_contentful_{when} {on} ON entries WHEN "
+            "(SELECT value FROM sync_state WHERE key = 'provider') = 'contentful' BEGIN "
+            f"{delete}INSERT OR IGNORE INTO links (source_id, field, locale, position, "
+            f"target_type, target_id) {CONTENTFUL_LINKS}; END")
+    db.execute_sql("PRAGMA user_version = 5")
+
+
+def test_a_v5_store_gets_the_one_pass_links_triggers(tmp_path: Path) -> None:
     path = tmp_path / "v5.sqlite3"
-    make_v3_store(path, search=False)
-    db = SqliteDatabase(str(path))
-    with db.atomic("IMMEDIATE"):
-        schema.MIGRATIONS[3](db, None)  # type: ignore[arg-type]
-        schema.MIGRATIONS[4](db, None)  # type: ignore[arg-type]
-        # Version 5's Contentful triggers, as it wrote them: two walks of the entry.
-        for when, on in (("insert", "AFTER INSERT"), ("update", "AFTER UPDATE OF raw")):
-            db.execute_sql(f"DROP TRIGGER entries_links_contentful_{when}")
-            delete = "DELETE FROM links WHERE source_id = OLD.id; " if when == "update" else ""
-            db.execute_sql(
-                f"CREATE TRIGGER entries_links_contentful_{when} {on} ON entries WHEN "
-                "(SELECT value FROM sync_state WHERE key = 'provider') = 'contentful' BEGIN "
-                f"{delete}INSERT OR IGNORE INTO links (source_id, field, locale, position, "
-                f"target_type, target_id) {CONTENTFUL_LINKS}; END")
-        db.execute_sql("PRAGMA user_version = 5")
-    db.close()
+    make_v4_store(path, then=_as_version_5)
     conn = sqlite3.connect(path)
     try:
         before = sorted(conn.execute("SELECT * FROM links"))
