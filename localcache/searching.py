@@ -18,8 +18,10 @@ from .errors import ConfigurationError, QueryError
 from .store.database import Store
 from .store.query import LinkResolver, LocaleChain, Record, fetch_entry
 from .store.search import (
+    TextPlan,
     drop_index,
     ensure_index,
+    entry_text,
     has_index,
     missing_fts5,
     rebuild_index,
@@ -53,6 +55,7 @@ class SearchIndex:
         self._store = store
         self._wanted = wanted
         self.unavailable: str | None = None
+        self._texts: TextPlan | None = None
         if wanted is None:
             with store.reading():
                 present = has_index(store.raw_connection())
@@ -92,6 +95,13 @@ class SearchIndex:
             log.warning("full-text search is unavailable: %s", reason)
             self.unavailable = reason
 
+    def _plan(self, locales: LocaleChain) -> TextPlan:
+        """How the rows' texts are made with ``locales`` (kept while the chain is the same)."""
+        plan = self._texts
+        if plan is None or plan.chain is not locales:
+            plan = self._texts = TextPlan(locales)
+        return plan
+
     def search(self, text: str, chain_of: Callable[[], LocaleChain], locale: str | None,
                content_type: str | None, limit: int,
                resolver: LinkResolver | None = None) -> list[SearchHit]:
@@ -121,5 +131,6 @@ class SearchIndex:
             for row in rows:
                 record = fetch_entry(conn, row.id, locales, resolver)
                 if record is not None:
-                    hits.append(SearchHit(row.id, record, row.score, snippet(row.text, text)))
+                    body = entry_text(self._plan(locales), record.raw, record.content_type, code)
+                    hits.append(SearchHit(row.id, record, row.score, snippet(body, text)))
         return hits

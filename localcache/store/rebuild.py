@@ -12,6 +12,7 @@ net change.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from ..model import RecordType
 from .apply import PageChanges, RecordChange
@@ -49,9 +50,11 @@ _COPY_ASSETS = (
 )
 
 
-def swap_in(conn: sqlite3.Connection) -> PageChanges:
+def swap_in(conn: sqlite3.Connection,
+            before: Callable[[PageChanges], None] | None = None) -> PageChanges:
     """Make the live tables equal the shadow ones; return what that changed. In the caller's
-    transaction, which also stores the rebuild's sync token."""
+    transaction, which also stores the rebuild's sync token. ``before`` is called with what
+    will change, before anything is written (the search index reads the old entries)."""
     changes = PageChanges()
     kinds: tuple[tuple[RecordType, str, str], ...] = (
         ("Entry", _CHANGED_ENTRIES, _GONE_ENTRIES), ("Asset", _CHANGED_ASSETS, _GONE_ASSETS))
@@ -62,6 +65,8 @@ def swap_in(conn: sqlite3.Connection) -> PageChanges:
         changes.deleted.extend(
             RecordChange(record_type, record_id, content_type)
             for record_id, content_type in conn.execute(gone))
+    if before is not None:
+        before(changes)
     conn.execute("DELETE FROM entries WHERE id NOT IN (SELECT id FROM rebuild_entries)")
     conn.execute("DELETE FROM assets WHERE id NOT IN (SELECT id FROM rebuild_assets)")
     conn.execute(_COPY_ENTRIES)

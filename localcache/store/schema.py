@@ -25,6 +25,10 @@ up alike:
 - 5: the links are derived by one trigger per vendor (the store's recorded provider), so an
   entry's JSON is walked for its own vendor's link shapes only (an object field that looks
   like another vendor's link is no longer one); the stored entries' links are derived again.
+- 6: the Contentful links trigger walks an entry once; the same rows, nothing derived again.
+- 7: the search index's tables keep no copy of the text (FTS5 ``content=''``, see
+  ``search.py``): an index with one is built again from the stored entries, once, on the
+  first open (about 10 s for 100,000 entries in 3 locales).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from .links import (
     VENDOR_LINKS_OF_NEW,
 )
 from .models import BoundModels
-from .search import upgrade_legacy_index
+from .search import upgrade_legacy_index, upgrade_stored_text_index
 
 __all__ = [
     "APPLICATION_ID",
@@ -60,7 +64,7 @@ __all__ = [
     "read_header",
 ]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 APPLICATION_ID = 0x4C434348  # "LCCH"
 # Measured with benchmarks/page_size.py (20k records of ~1.5 KB): 8 KiB pages write 20% faster
 # than 4 KiB and make a smaller file; 16 KiB wrote 3% faster still but read 12% slower.
@@ -264,6 +268,12 @@ def _upgrade_v6(db: Database, models: BoundModels) -> None:
             _sql(db, statement)
 
 
+def _upgrade_v7(db: Database, models: BoundModels) -> None:
+    """The search index keeps no copy of the text (``content=''``): one that does is built
+    again from the stored entries; a store without an index stays without."""
+    upgrade_stored_text_index(db.connection())  # type: ignore[no-untyped-call]
+
+
 MIGRATIONS: dict[int, Callable[[Database, BoundModels], None]] = {
     0: _create_v1,
     1: _upgrade_v2,
@@ -271,6 +281,7 @@ MIGRATIONS: dict[int, Callable[[Database, BoundModels], None]] = {
     3: _upgrade_v4,
     4: _upgrade_v5,
     5: _upgrade_v6,
+    6: _upgrade_v7,
 }
 
 

@@ -9,6 +9,14 @@ sync engine rewrites the rows of
 every entry a page changed inside that page's transaction, so a search never sees half a page;
 a change of the locales' fallbacks rewrites them all.
 
+The tables keep no copy of the text (FTS5 ``content=''``): the text of a row is worked out
+again from the stored entry whenever it is needed, to show a snippet or to delete the row,
+which FTS5 does by the words it was made of. The engine reads what the index holds for the
+entries a page names before the page rewrites them (:func:`indexed_texts`). A stored copy cost
+a third of the index's write time and 40% of its size; a text worked out again is the same
+text, since it depends only on the stored entry and the locale chain, and a change of the
+chain (fallbacks, or content types: unlocalized and unsearched fields) rebuilds the index.
+
 Why a table per locale: a prefix query merges the position lists of every term it expands to
 before it yields a row, and bm25 reads each query word's list once more for its document
 frequency. With all locales in one table and a locale token to filter on, a common word of a
@@ -29,37 +37,38 @@ nothing else is affected.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import sqlite3
-import threading
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from typing import Any
 
-from ..model import Delta
 from .apply import PageChanges
 from .query import LocaleChain, chain_for
+from .texts import PreparedTexts, TextPlan, TextsAhead, entry_text, plain_text
 
 __all__ = [
     "RANKED_MATCHES",
+    "Indexed",
     "PreparedTexts",
     "SearchRow",
     "TextPlan",
     "TextsAhead",
     "drop_index",
     "ensure_index",
+    "entry_text",
     "has_index",
     "index_changes",
+    "indexed_texts",
     "missing_fts5",
     "plain_text",
     "rebuild_index",
     "search_rows",
     "snippet",
     "upgrade_legacy_index",
+    "upgrade_stored_text_index",
 ]
 
 #: How many matches bm25 ranks at most: the newest rows (entries synced or changed last).
@@ -67,9 +76,10 @@ __all__ = [
 #: otherwise cost tens of milliseconds; a search with this many matches or fewer is exact.
 RANKED_MATCHES = 1000
 
+_CONTENTLESS = "content = ''"
 _CREATE = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5("
-    "text, tokenize = 'unicode61 remove_diacritics 2', detail = 'full')"
+    "text, tokenize = 'unicode61 remove_diacritics 2', detail = 'full', " + _CONTENTLESS + ")"
 )
 # The content type is kept here, not as a token in every row of every locale: a column
 # of one token a row cost a fifth of the inserts' time, and its list (nearly every row)
@@ -85,9 +95,7 @@ _PROBE = "temp.search_probe"
 # of 26 and searches about 5% slower.
 _SETTINGS = (("automerge", 32), ("crisismerge", 64))
 _WORD = re.compile(r"[^\W_]+")
-_HTML_TAG = re.compile(r"<[A-Za-z/!][^>]*>")
 _CHUNK = 500
-_KONTENT_TEXT = ("text", "rich_text", "url_slug", "custom")
 
 
 def missing_fts5(conn: sqlite3.Connection) -> str | None:
@@ -152,18 +160,33 @@ def upgrade_legacy_index(conn: sqlite3.Connection) -> None:
         rebuild_index(conn, chain_for(conn))
 
 
+def upgrade_stored_text_index(conn: sqlite3.Connection) -> None:
+    """Schema version 7: an index whose tables keep a copy of the text (made before version
+    7) is built again without, in the migration's transaction; where FTS5 is missing, it
+    stays as it is and is dropped where the store is next opened for search."""
+    if has_index(conn) and missing_fts5(conn) is None and any(
+            _CONTENTLESS not in sql for sql in _locale_sql(conn).values()):
+        rebuild_index(conn, chain_for(conn))
+
+
 def _table(locale: str) -> str:
     return _PREFIX + locale.encode("utf-8").hex()
 
 
 def _locale_tables(conn: sqlite3.Connection) -> dict[str, str]:
     """Locale code → its FTS5 table, as the file has them."""
+    return {bytes.fromhex(name[len(_PREFIX):]).decode("utf-8", "replace"): name
+            for name in _locale_sql(conn)}
+
+
+def _locale_sql(conn: sqlite3.Connection) -> dict[str, str]:
+    """Each locale's FTS5 table → the SQL that made it."""
     found = {}
     for name, sql in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' "
                                   "AND name GLOB 'search_text_*'"):
         code = name[len(_PREFIX):]
         if re.fullmatch(r"(?:[0-9a-f]{2})+", code) and _is_virtual(sql):
-            found[bytes.fromhex(code).decode("utf-8", "replace")] = name
+            found[name] = str(sql)
     return found
 
 
@@ -190,229 +213,60 @@ def fold(word: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-# -- text of a record ------------------------------------------------------------------------
-
-
-class _TextOfHtml(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
-def _html_text(value: str) -> str:
-    parser = _TextOfHtml()
-    parser.feed(value)
-    parser.close()
-    return " ".join(" ".join(parser.parts).split())
-
-
-def plain_text(value: Any) -> Iterator[str]:
-    """The searchable text in one field value: strings (HTML stripped), arrays of them, rich
-    text documents of the three vendors, Kontent.ai elements' values. Links, numbers,
-    booleans, locations and other objects hold no searchable text. (A date is a string in all
-    three vendors' JSON: it is left out by its field's declared type, see
-    ``UNSEARCHED_TYPES``, not here.)"""
-    if isinstance(value, str):
-        yield _html_text(value) if _HTML_TAG.search(value) else value
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, (str, dict)):
-                yield from plain_text(item)
-    elif isinstance(value, dict):
-        if value.get("nodeType") == "document" or value.get("type") == "doc":
-            yield from _rich_text(value)
-        elif value.get("type") in _KONTENT_TEXT and "name" in value:
-            # A Kontent.ai element: text, rich text, URL slug; not numbers or references.
-            inner = value.get("value")
-            if isinstance(inner, str):
-                yield from plain_text(inner)
-
-
-def _rich_text(node: Any) -> Iterator[str]:
-    """Text leaves of a Contentful rich-text document (``nodeType``/``content``/``value``) or
-    a Contentstack JSON RTE (``type``/``children``/``text``)."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, dict):
-            leaf = current.get("value") if current.get("nodeType") == "text" \
-                else current.get("text")
-            if isinstance(leaf, str) and leaf:
-                yield leaf
-            children = current.get("content") or current.get("children")
-            if isinstance(children, list):
-                stack.extend(reversed(children))
-        elif isinstance(current, list):
-            stack.extend(reversed(current))
-
-
-def _value_text(value: Any) -> str:
-    """The text of one field value in one locale, its parts on lines of their own:
-    :func:`plain_text`, with the common shapes (plain strings, arrays of them, links) taken
-    without walking them."""
-    kind = type(value)
-    if kind is str:
-        return value if "<" not in value else "\n".join(plain_text(value))
-    if kind is list:
-        if all(type(item) is str and "<" not in item for item in value):
-            return "\n".join(item for item in value if item)
-    elif kind is dict:
-        if "sys" in value and "nodeType" not in value and "type" not in value:
-            return ""  # a link
-    elif not isinstance(value, (list, dict)):
-        return ""
-    return "\n".join(p for p in plain_text(value) if p)
-
-
-class TextPlan:
-    """Which locale's value of each field an entry's text in each locale takes: the chains
-    :meth:`Record.field` reads, worked out once for one :class:`LocaleChain`, and once for
-    each set of locales a field has values in (most fields of a space share a few)."""
-
-    __slots__ = ("_chains", "_sources", "_unlocalized", "_unlocalized_chains", "_unsearched",
-                 "chain", "locales")
-
-    def __init__(self, chain: LocaleChain) -> None:
-        self.chain = chain
-        self.locales = tuple(chain.fallbacks)
-        self._chains = {code: tuple(chain.chain(code)) for code in self.locales}
-        self._unlocalized_chains = {code: chain.unlocalized_chain(code)
-                                    for code in self.locales}
-        self._unlocalized = chain.unlocalized
-        self._unsearched = chain.unsearched
-        # (unlocalized, the codes a field has values in) -> (code read, locales reading it)
-        self._sources: dict[tuple[bool, tuple[str, ...]],
-                            tuple[tuple[str, tuple[str, ...]], ...]] = {}
-
-    def texts(self, document: dict[str, Any], content_type: str | None) -> dict[str, str]:
-        """Locale → the entry's text there (locales where it has none are left out)."""
-        fields = document.get("fields")
-        if not isinstance(fields, dict):
-            return {}
-        unlocalized = self._unlocalized.get(content_type, ()) if content_type else ()
-        unsearched = self._unsearched.get(content_type, ()) if content_type else ()
-        parts: dict[str, list[str]] = {code: [] for code in self.locales}
-        sources = self._sources
-        for name, by_locale in fields.items():
-            if not isinstance(by_locale, dict) or not by_locale or name in unsearched:
-                continue
-            key = (name in unlocalized, tuple(by_locale))
-            found = sources.get(key)
-            if found is None:
-                found = sources[key] = self._sources_of(*key)
-            for code, readers in found:
-                part = _value_text(by_locale[code])
-                if part:
-                    for locale in readers:
-                        parts[locale].append(part)
-        return {locale: "\n".join(texts) for locale, texts in parts.items() if texts}
-
-    def _sources_of(self, unlocalized: bool, codes: tuple[str, ...]
-                    ) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        """For a field with values in ``codes``: each code some locale reads, with those
-        locales (the first code of each locale's chain that has a value)."""
-        chains = self._unlocalized_chains if unlocalized else self._chains
-        readers: dict[str, list[str]] = {}
-        for locale, chain in chains.items():
-            code = next((c for c in chain if c in codes), None)
-            if code is not None:
-                readers.setdefault(code, []).append(locale)
-        return tuple((code, tuple(locales)) for code, locales in readers.items())
-
-
-class PreparedTexts:
-    """The texts of one page's entries, worked out on the thread that fetched the page while
-    the writer applies the page before it; found again by the identity of each entry's
-    document (the one the page's changes carry)."""
-
-    def __init__(self, plan: TextPlan) -> None:
-        self.plan = plan
-        self._by_document: dict[int, tuple[dict[str, Any], dict[str, str]]] = {}
-
-    def add_deltas(self, deltas: Iterable[Delta]) -> None:
-        """Work out the texts of the entries ``deltas`` carry whole. A document that fails is
-        left to the writer, which extracts it again and reports what fails there."""
-        for delta in deltas:
-            document = delta.document
-            if delta.record_type != "Entry" or delta.deleted or delta.merges \
-                    or document is None:
-                continue
-            with contextlib.suppress(Exception):
-                texts = self.plan.texts(document, delta.content_type)
-                self._by_document[id(document)] = (document, texts)
-
-    def take(self, document: dict[str, Any]) -> dict[str, str] | None:
-        found = self._by_document.pop(id(document), None)
-        return found[1] if found is not None and found[0] is document else None
-
-
-class TextsAhead:
-    """Entries' texts extracted on the thread that fetches pages, while the writer applies the
-    page before (in SQLite, with the GIL released): the writer's share of a page's index work
-    is then the FTS5 inserts. One per page loop; the writer finds it through its thread.
-
-    The fetch thread extracts with the chain the writer last indexed with; a page the chain
-    changed for (or the first two pages, fetched before the writer named one) is extracted by
-    the writer as before."""
-
-    _local = threading.local()
-
-    def __init__(self, outer: TextsAhead | None = None) -> None:
-        self._plan: TextPlan | None = None
-        self._outer = outer
-        #: The prepared texts of the page the writer is applying now.
-        self.page: PreparedTexts | None = None
-
-    @classmethod
-    def begin(cls) -> TextsAhead:
-        """A page loop starts on this (the writer's) thread; one running already (a signal
-        receiver that syncs another cache) gets its own back at :meth:`end`."""
-        ahead = cls(getattr(cls._local, "ahead", None))
-        cls._local.ahead = ahead
-        return ahead
-
-    def end(self) -> None:
-        if getattr(self._local, "ahead", None) is self:
-            self._local.ahead = self._outer
-
-    def start(self) -> PreparedTexts | None:
-        """On the fetch thread: where a fetched page's texts go, if the writer has named its
-        chain."""
-        plan = self._plan
-        return PreparedTexts(plan) if plan is not None else None
-
-    @classmethod
-    def for_page(cls, chain: LocaleChain) -> PreparedTexts | None:
-        """On the writer's thread, for the page it indexes with ``chain``: the texts prepared
-        with that chain, if any; the next pages are prepared with it."""
-        ahead: TextsAhead | None = getattr(cls._local, "ahead", None)
-        if ahead is None:
-            return None
-        plan = ahead._plan
-        if plan is None or plan.chain is not chain:
-            plan = ahead._plan = TextPlan(chain)
-        page = ahead.page
-        return page if page is not None and page.plan is plan else None
-
-
 # -- writing ---------------------------------------------------------------------------------
 
 
+#: Entry id → its row in the index and its texts there (locale → text), as
+#: :func:`indexed_texts` read them; texts None where the entry is not stored.
+Indexed = dict[str, tuple[int, dict[str, str] | None]]
+
+_INDEXED = ("SELECT s.entry_id, s.row, s.content_type, e.raw FROM search_index AS s "
+            "LEFT JOIN entries AS e ON e.id = s.entry_id WHERE ")
+
+
+def indexed_texts(conn: sqlite3.Connection, locales: LocaleChain, ids: Iterable[str] = (),
+                  content_types: Iterable[str] = ()) -> Indexed:
+    """What the index holds for the entries ``ids`` and every entry of ``content_types``: each
+    one's row and texts, worked out from the stored entry with the chain it was indexed
+    with. Read before a page rewrites them, in its transaction: deleting a row takes the text
+    it was made of, and the stored entry is the one place that text is kept."""
+    statements: list[tuple[str, list[str]]] = []
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), _CHUNK):
+        chunk = unique[start:start + _CHUNK]
+        statements.append((f"s.entry_id IN ({','.join('?' * len(chunk))})", chunk))
+    statements.extend(("s.content_type = ?", [t]) for t in dict.fromkeys(content_types))
+    found: Indexed = {}
+    plan: TextPlan | None = None
+    for condition, params in statements:
+        for entry_id, row, content_type, raw in conn.execute(_INDEXED + condition, params):
+            texts = None
+            document = json.loads(raw) if raw is not None else None
+            if isinstance(document, dict):
+                plan = plan if plan is not None else TextPlan(locales)
+                texts = plan.texts(document, content_type)
+            found[entry_id] = (row, texts)
+    return found
+
+
 def index_changes(conn: sqlite3.Connection, changes: PageChanges, locales: LocaleChain,
-                  prepared: PreparedTexts | None = None) -> None:
+                  prepared: PreparedTexts | None = None,
+                  indexed: Indexed | None = None) -> None:
     """Rewrite the rows of every entry ``changes`` names; in the page's transaction. Texts
-    ``prepared`` with the same chain are used as they are."""
+    ``prepared`` with the same chain are used as they are. ``indexed``: what
+    :func:`indexed_texts` read before the page was written, for at least the entries it
+    updated or deleted (a row it has no text for is left in its FTS5 table, out of reach)."""
     if not any(c.record_type == "Entry"
                for c in (*changes.added, *changes.updated, *changes.deleted)):
         return
     tables = _tables_for(conn, locales)
+    indexed = indexed or {}
     # An added entry was absent, and so were its rows: only the others have rows to drop
-    # (looking the added ones up too cost 3% of an initial sync's index work).
-    _delete(conn, tables.values(), [c.id for c in (*changes.updated, *changes.deleted)
-                                    if c.record_type == "Entry"])
+    # (looking the added ones up too cost 3% of an initial sync's index work), and any the
+    # engine found.
+    gone = [c.id for c in (*changes.updated, *changes.deleted) if c.record_type == "Entry"]
+    gone.extend(c.id for c in changes.added if c.record_type == "Entry" and c.id in indexed)
+    _delete(conn, tables, gone, indexed)
     present = list({c.id: c for c in (*changes.added, *changes.updated)
                     if c.record_type == "Entry"}.values())
     unread = [c.id for c in present if c.document is None]
@@ -431,7 +285,7 @@ def index_changes(conn: sqlite3.Connection, changes: PageChanges, locales: Local
         if texts is None:
             texts = plan.texts(document, change.content_type)
         entries.append((change.id, change.content_type, texts))
-    _insert(conn, tables, entries, _next_row(conn))
+    _insert(conn, tables, entries, _next_row(conn, tables.values()))
 
 
 def _tables_for(conn: sqlite3.Connection, locales: LocaleChain) -> dict[str, str]:
@@ -443,25 +297,43 @@ def _tables_for(conn: sqlite3.Connection, locales: LocaleChain) -> dict[str, str
     return {code: tables[code] for code in locales.fallbacks}
 
 
-def _delete(conn: sqlite3.Connection, tables: Iterable[str], ids: Sequence[str]) -> None:
+def _delete(conn: sqlite3.Connection, tables: dict[str, str], ids: Sequence[str],
+            indexed: Indexed) -> None:
+    """Drop the rows of ``ids``: from each locale's table with the text they were made of
+    (FTS5's 'delete' command), and their entries in ``search_index``."""
     rows: list[int] = []
+    by_table: dict[str, list[tuple[int, str]]] = {}
     unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), _CHUNK):
-        chunk = unique[start:start + _CHUNK]
+    for entry_id in unique:
+        found = indexed.get(entry_id)
+        if found is None:
+            continue
+        row, texts = found
+        rows.append(row)
+        for locale, text in (texts or {}).items():
+            table = tables.get(locale)
+            if table is not None:
+                by_table.setdefault(table, []).append((row, text))
+    unknown = [entry_id for entry_id in unique if entry_id not in indexed]
+    for start in range(0, len(unknown), _CHUNK):  # rows no text was read for: out of reach
+        chunk = unknown[start:start + _CHUNK]
         marks = ",".join("?" * len(chunk))
         rows.extend(r for (r,) in conn.execute(
             f"SELECT row FROM search_index WHERE entry_id IN ({marks})", chunk))
-    if not rows:
-        return
     # In rowid order: FTS5 writes out what it holds in memory when a rowid goes backwards.
-    params = [(r,) for r in sorted(rows)]
-    for table in tables:
-        conn.executemany(f"DELETE FROM {table} WHERE rowid = ?", params)
-    conn.executemany("DELETE FROM search_index WHERE row = ?", params)
+    for table, deleted in by_table.items():
+        conn.executemany(f"INSERT INTO {table} ({table}, rowid, text) VALUES ('delete', ?, ?)",
+                         sorted(deleted))
+    conn.executemany("DELETE FROM search_index WHERE row = ?", [(r,) for r in sorted(rows)])
 
 
-def _next_row(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT coalesce(max(row), 0) + 1 FROM search_index").fetchone()[0])
+def _next_row(conn: sqlite3.Connection, tables: Iterable[str]) -> int:
+    """A rowid above every one in use, in ``search_index`` and in the tables (where a row
+    out of reach may outlive its entry in ``search_index``)."""
+    highest = [conn.execute("SELECT coalesce(max(row), 0) FROM search_index").fetchone()[0]]
+    highest.extend(conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}_docsize").fetchone()[0]
+                   for table in tables)
+    return int(max(highest)) + 1
 
 
 def _insert(conn: sqlite3.Connection, tables: dict[str, str],
@@ -526,7 +398,6 @@ def rebuild_index(conn: sqlite3.Connection, locales: LocaleChain, batch: int = 1
 class SearchRow:
     id: str
     score: float
-    text: str
 
 
 def search_rows(conn: sqlite3.Connection, text: str, locale: str,
@@ -559,9 +430,8 @@ def search_rows(conn: sqlite3.Connection, text: str, locale: str,
     for row, score in best:
         entry = conn.execute("SELECT entry_id FROM search_index WHERE row = ?",
                              (row,)).fetchone()
-        body = conn.execute(f"SELECT text FROM {table} WHERE rowid = ?", (row,)).fetchone()
-        if entry is not None and body is not None:
-            found.append(SearchRow(entry[0], -float(score), body[0]))
+        if entry is not None:
+            found.append(SearchRow(entry[0], -float(score)))
     return found
 
 

@@ -14,7 +14,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -34,7 +34,7 @@ from ..store.links import referrers
 from ..store.merge import merge_deltas
 from ..store.query import LocaleChain, Record, chain_for, read_asset, read_entry
 from ..store.rebuild import clear_shadow, swap_in
-from ..store.search import index_changes, rebuild_index
+from ..store.search import Indexed, index_changes, indexed_texts, rebuild_index
 from ..store.tally import NetCounts, net_counts, reset_tally, store_is_empty, tally_page
 from .lock import SyncLock
 from .memory import trim_heap
@@ -224,9 +224,10 @@ class SyncEngine:
                             clear_shadow(conn)
                             fresh = False
                         _write_page(conn, page, SHADOW)
-                        changes = swap_in(conn) if page.last else PageChanges()
+                        changes, indexed = self._swap_in(conn) if page.last \
+                            else (PageChanges(), {})
                         self._tally_page(conn, changes, tally)
-                        self._index(conn, changes)
+                        self._index(conn, changes, indexed)
                         affected = _affected(conn, changes)
                         self.store.set_state(**self._rebuild_state(page))
                     self._announce(page, changes, tally, affected)
@@ -238,6 +239,16 @@ class SyncEngine:
                 log.warning("the rebuild's own sync token was rejected; starting it over")
                 token = None
         return False
+
+    def _swap_in(self, conn: sqlite3.Connection) -> tuple[PageChanges, Indexed]:
+        """The rebuild's last page: the shadow tables swapped in; what that changed, and what
+        the search index held for the entries it changed, read before the swap."""
+        indexed: Indexed = {}
+
+        def read(found: PageChanges) -> None:
+            indexed.update(self._indexed(conn, _entry_ids(found.updated, found.deleted)))
+
+        return swap_in(conn, read), indexed
 
     @staticmethod
     def _rebuild_state(page: Page) -> dict[str, str | None]:
@@ -325,10 +336,22 @@ class SyncEngine:
             delete_content_type(conn, type_id)
             self._chain_stale = True
 
-    def _index(self, conn: sqlite3.Connection, changes: PageChanges) -> None:
+    def _indexed(self, conn: sqlite3.Connection, ids: Iterable[str],
+                 types: Iterable[str] = ()) -> Indexed:
+        """Before a page's writes, in its transaction: what the search index holds for the
+        entries ``ids`` and of the content types ``types`` (their rows, deleted by the text
+        they were made of; see ``indexed_texts``). Nothing where search is off or every row
+        is about to be written anew."""
+        if not self.search or self._reindex:
+            return {}
+        return indexed_texts(conn, self._chain, ids, types)
+
+    def _index(self, conn: sqlite3.Connection, changes: PageChanges,
+               indexed: Indexed) -> None:
         """The search rows of what the page changed, in its transaction (after a change of
         locales: every row, with the new fallbacks). Entries' texts come extracted by the
-        fetch thread where it had this chain (``_prefetched``)."""
+        fetch thread where it had this chain (``_prefetched``); ``indexed`` is what the
+        index held for them before the page (:meth:`_indexed`)."""
         if not self.search:
             return
         from ..store.search import TextsAhead
@@ -338,7 +361,7 @@ class SyncEngine:
             rebuild_index(conn, self._chain)
             self._reindex = False
         else:
-            index_changes(conn, changes, self._chain, prepared)
+            index_changes(conn, changes, self._chain, prepared, indexed)
 
     def _commit(self, page: Page, initial: bool,
                 tally: _Tally) -> tuple[PageChanges, tuple[str, ...]]:
@@ -350,9 +373,12 @@ class SyncEngine:
             conn = store.raw_connection()
             self._write_content_types(conn, page)
             self._refresh_chain(conn)
+            indexed = self._indexed(
+                conn, _entry_ids([d for d in page.deltas if not d.whole_type]),
+                [d.content_type for d in page.deltas if d.whole_type and d.content_type])
             changes = _write_page(conn, page, LIVE)
             self._tally_page(conn, changes, tally)
-            self._index(conn, changes)
+            self._index(conn, changes, indexed)
             affected = _affected(conn, changes)
             store.set_state(
                 token=page.next_token.value,
@@ -396,6 +422,10 @@ class SyncEngine:
             with self.store.reading():
                 record = read(self.store.models, item.id, self._chain)
         signals.emit(signal, self.sender, id=item.id, record=record)
+
+
+def _entry_ids(*groups: Iterable[Delta | RecordChange]) -> list[str]:
+    return [r.id for group in groups for r in group if r.record_type == "Entry"]
 
 
 def _write_page(conn: sqlite3.Connection, page: Page, tables: Tables) -> PageChanges:
