@@ -24,6 +24,7 @@ from .store.search import (
     entry_text,
     has_index,
     missing_fts5,
+    plan_for,
     rebuild_index,
     search_rows,
     snippet,
@@ -97,10 +98,8 @@ class SearchIndex:
 
     def _plan(self, locales: LocaleChain) -> TextPlan:
         """How the rows' texts are made with ``locales`` (kept while the chain is the same)."""
-        plan = self._texts
-        if plan is None or plan.chain is not locales:
-            plan = self._texts = TextPlan(locales)
-        return plan
+        self._texts = plan_for(locales, self._texts)
+        return self._texts
 
     def search(self, text: str, chain_of: Callable[[], LocaleChain], locale: str | None,
                content_type: str | None, limit: int,

@@ -47,7 +47,7 @@ from typing import Any
 
 from .apply import PageChanges
 from .query import LocaleChain, chain_for
-from .texts import PreparedTexts, TextPlan, TextsAhead, entry_text, plain_text
+from .texts import PreparedTexts, TextPlan, TextsAhead, entry_text, plain_text, plan_for
 
 __all__ = [
     "RANKED_MATCHES",
@@ -64,6 +64,7 @@ __all__ = [
     "indexed_texts",
     "missing_fts5",
     "plain_text",
+    "plan_for",
     "rebuild_index",
     "search_rows",
     "snippet",
@@ -250,8 +251,7 @@ def indexed_texts(conn: sqlite3.Connection, locales: LocaleChain, ids: Iterable[
 
 
 def index_changes(conn: sqlite3.Connection, changes: PageChanges, locales: LocaleChain,
-                  prepared: PreparedTexts | None = None,
-                  indexed: Indexed | None = None) -> None:
+                  prepared: PreparedTexts | None, indexed: Indexed) -> None:
     """Rewrite the rows of every entry ``changes`` names; in the page's transaction. Texts
     ``prepared`` with the same chain are used as they are. ``indexed``: what
     :func:`indexed_texts` read before the page was written, for at least the entries it
@@ -260,7 +260,6 @@ def index_changes(conn: sqlite3.Connection, changes: PageChanges, locales: Local
                for c in (*changes.added, *changes.updated, *changes.deleted)):
         return
     tables = _tables_for(conn, locales)
-    indexed = indexed or {}
     # An added entry was absent, and so were its rows: only the others have rows to drop
     # (looking the added ones up too cost 3% of an initial sync's index work), and any the
     # engine found.

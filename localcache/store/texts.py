@@ -20,7 +20,7 @@ from typing import Any
 from ..model import Delta
 from .query import LocaleChain
 
-__all__ = ["PreparedTexts", "TextPlan", "TextsAhead", "entry_text", "plain_text"]
+__all__ = ["PreparedTexts", "TextPlan", "TextsAhead", "entry_text", "plain_text", "plan_for"]
 
 _HTML_TAG = re.compile(r"<[A-Za-z/!][^>]*>")
 _KONTENT_TEXT = ("text", "rich_text", "url_slug", "custom")
@@ -225,10 +225,14 @@ class TextsAhead:
         if ahead is None:
             return None
         plan = ahead._plan
-        if plan is None or plan.chain is not chain:
-            plan = ahead._plan = TextPlan(chain)
+        plan = ahead._plan = plan_for(chain, plan)
         page = ahead.page
         return page if page is not None and page.plan is plan else None
+
+
+def plan_for(chain: LocaleChain, plan: TextPlan | None) -> TextPlan:
+    """``plan`` where it was worked out for ``chain`` (the same object), else a new one."""
+    return plan if plan is not None and plan.chain is chain else TextPlan(chain)
 
 
 def entry_text(plan: TextPlan, document: dict[str, Any], content_type: str | None,
