@@ -15,6 +15,8 @@ stays small, so its peak RSS (from ``os.wait4``) and CPU time are its own:
   on), what ``localcache sync`` runs.
 - ``nosearch``: the same with ``Cache(..., search=False)``: links and the type index, not the
   full-text index, whose cost issue 10 measures apart.
+- ``unpaced`` (only when asked for with ``--modes``): ``nosearch`` with the garbage collector's
+  own thresholds, not the sync's (sync/pacing.py).
 
 Each runs ``--repeat`` times per size, alternating, and the best time counts. Targets (issue
 13): localcache's wall time <= 0.8x ``naive100`` and ``naive``; ``nosearch``'s CPU <= 1.3x the
@@ -127,9 +129,19 @@ def localcache_without_search(base_url: str, space: str, environment: str,
     return localcache_client(base_url, space, environment, db, search=False)
 
 
+def localcache_unpaced(base_url: str, space: str, environment: str,
+                       db: Path) -> dict[str, Any]:
+    """``nosearch`` with the garbage collector's own thresholds during the sync, not the
+    sync's (sync/pacing.py): what pacing the collector saves."""
+    from localcache.sync import pacing
+
+    pacing.SYNC_THRESHOLDS = (0, 0)
+    return localcache_client(base_url, space, environment, db, search=False)
+
+
 CLIENTS = {"naive100": naive_client_default_page, "naive": naive_client,
            "fetch": fetch_client, "localcache": localcache_client,
-           "nosearch": localcache_without_search}
+           "nosearch": localcache_without_search, "unpaced": localcache_unpaced}
 MODES = ("naive100", "naive", "fetch", "localcache", "nosearch")
 
 
@@ -242,7 +254,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--latency", type=float, default=0.0,
                         help="seconds the emulator waits before each response (0.05: 50 ms)")
-    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--modes", nargs="+", choices=sorted(CLIENTS), default=list(MODES))
     parser.add_argument("--search-only", action="store_true",
                         help="only the search index's cost: localcache with and without it")
     parser.add_argument("--child", choices=[*sorted(CLIENTS), "emulator"])

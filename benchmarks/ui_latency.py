@@ -13,12 +13,12 @@ GUI thread. Each tick's lateness is the time since the previous tick minus 10 ms
    what an app does.
 
 Prints median, p99 and max lateness for both, the sync's pages and time, the GUI thread's time
-applying ChangeSets (total, worst and median slice) and the full garbage collections' pauses.
+applying ChangeSets (total, worst and median slice) and the garbage collections' pauses.
 Target: p99 <= 50 ms during the sync. Figures and findings: docs/ui.md.
 
     python benchmarks/ui_latency.py                       # 100,000 entries
     python benchmarks/ui_latency.py --entries 5000        # a quick look
-    python benchmarks/ui_latency.py --limit 100 --gc-freeze   # what meets the target
+    python benchmarks/ui_latency.py --unpaced             # without the sync's pacing
     python benchmarks/ui_latency.py --profile sync.prof   # cProfile of the sync thread
 """
 
@@ -83,26 +83,24 @@ class TickRecorder:
 
 
 class GcPauses:
-    """How long each cyclic garbage collection of generation 2 held the GIL, in ms."""
+    """How long each cyclic garbage collection held the GIL, in ms, by generation."""
 
     def __init__(self) -> None:
-        self.pauses: list[float] = []
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
         self._started = 0.0
         gc.callbacks.append(self._callback)
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
-        if info.get("generation") != 2:
-            return
         if phase == "start":
             self._started = time.perf_counter()
         else:
-            self.pauses.append((time.perf_counter() - self._started) * 1000)
+            self.pauses[info["generation"]].append((time.perf_counter() - self._started) * 1000)
 
     def report(self) -> str:
-        if not self.pauses:
-            return "no full garbage collection"
-        return (f"{len(self.pauses)} full garbage collections, {sum(self.pauses):.0f} ms in "
-                f"all, longest {max(self.pauses):.0f} ms")
+        return "; ".join(
+            f"generation {generation}: {len(pauses)} collections, {sum(pauses):.0f} ms in all, "
+            f"longest {max(pauses, default=0):.0f} ms"
+            for generation, pauses in self.pauses.items())
 
 
 def figures(late: list[float]) -> str:
@@ -225,9 +223,9 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="write a cProfile of the sync thread")
     parser.add_argument("--limit", type=int,
                         help="entries per sync page (default: the provider's, 1000)")
-    parser.add_argument("--gc-freeze", action="store_true",
-                        help="gc.freeze() after each sync page: full collections then skip "
-                             "the records already held (docs/ui.md)")
+    parser.add_argument("--unpaced", action="store_true",
+                        help="the interpreter's own collector thresholds and switch interval "
+                             "during the sync, not the sync's (localcache/sync/pacing.py)")
     parser.add_argument("--slice", type=int, help="EntryListModel.SLICE_IDS to use")
     parser.add_argument("--switch-interval", type=float,
                         help="sys.setswitchinterval, in seconds (Python's default: 0.005)")
@@ -245,10 +243,9 @@ def main() -> None:
         info = json.loads(server.stdout.readline())
         print(f"{args.entries} entries served by the emulator (generated in "
               f"{time.perf_counter() - started:.1f}s)", flush=True)
-        if args.gc_freeze:
-            from localcache import signals
-
-            signals.sync_progress.connect(lambda sender, **_: gc.freeze(), weak=False)
+        if args.unpaced:
+            from localcache.sync import pacing
+            pacing.SYNC_THRESHOLDS, pacing.BACKGROUND_SWITCH_INTERVAL = (0, 0), None
         if args.slice:
             from localcache.qt import EntryListModel
             EntryListModel.SLICE_IDS = args.slice

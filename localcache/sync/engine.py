@@ -38,6 +38,7 @@ from ..store.search import Indexed, index_changes, indexed_texts, rebuild_index
 from ..store.tally import NetCounts, net_counts, reset_tally, store_is_empty, tally_page
 from .lock import SyncLock
 from .memory import trim_heap
+from .pacing import paced_sync
 
 __all__ = ["SyncEngine", "SyncResult", "TypeCounts"]
 
@@ -129,7 +130,7 @@ class SyncEngine:
     def run(self, *, full: bool = False) -> SyncResult:
         """One sync. ``full``: a fresh initial sync built beside the live data and swapped in."""
         started = time.monotonic()
-        with SyncLock(self.store.path, wait=self.lock_wait):
+        with SyncLock(self.store.path, wait=self.lock_wait), paced_sync():
             token = self.store.token()
             rebuilding = self.store.state("rebuild_token") is not None
             initial = (full or rebuilding or token is None
