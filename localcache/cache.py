@@ -16,7 +16,13 @@ from .assets.files import AssetFiles
 from .assets.opening import assets_directory, open_asset_files
 from .assets.policy import AssetPolicy
 from .autosync import AutoSync, CommitGate
-from .errors import ConfigurationError, SnapshotError, StoreCorruptError, StoreError
+from .errors import (
+    ConfigurationError,
+    LocalCacheError,
+    SnapshotError,
+    StoreCorruptError,
+    StoreError,
+)
 from .model import ContentTypeInfo, LocaleInfo
 from .paths import default_store_path
 from .providers.base import Provider
@@ -215,9 +221,20 @@ class Cache(CacheReads):
             return engine.run(full=full)
         finally:
             with self._chain_lock:
-                self._chain = None
-            if self._indexes_pending:  # declared hot fields waited for the first locales
+                before, self._chain = self._chain, None
+            # Declared hot fields waited for the first locales, or the chains they are built
+            # for changed (locales, fallbacks or localized fields): their columns follow.
+            if self._indexes_pending or self._chain_moved(before):
                 self._refresh_field_indexes(wait=False)
+
+    def _chain_moved(self, before: LocaleChain | None) -> bool:
+        """Whether declared hot fields' chains may differ from ``before`` (after a sync)."""
+        if self._declared_indexes is None:
+            return False
+        try:
+            return before != self._locale_chain()
+        except LocalCacheError:  # the sync's own error is the one to report
+            return False
 
     def start_auto_sync(self, interval: float = 300.0) -> AutoSync:
         """Keep the store current in the background: a sync now, then every ``interval``

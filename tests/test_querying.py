@@ -14,6 +14,8 @@ from support import article, make_cache
 
 from localcache import Cache, ConfigurationError, Kontent, LocalCacheError, QueryError
 from localcache.emulator import Emulator, Project
+from localcache.store.indexes import field_chains
+from localcache.store.query import chain_for
 from localcache.store.select import ReadContext, entries_sql, entry_query
 
 ARTICLES = [
@@ -219,7 +221,14 @@ def test_declared_hot_fields_are_indexed_and_used_by_the_planner(cache: Cache) -
         {"where": {"tags": "red"}}, {"where": {"title": "Apple"}, "locale": "de-DE"}]
     before = [ids(cache.entries("article", **q)) for q in queries]
     done = cache._use_field_indexes({"article": ["rank", "tags", "title"]})
-    assert len(done.created) == 6 and not done.pending
+    with cache._store.reading():
+        chains = chain_for(cache._store.raw_connection())
+    per_field = {field: field_chains(chains, "article", field)
+                 for field in ("rank", "tags", "title")}
+    # a column and an index for each locale's chain (en-US; de-AT falls back to de-DE, then
+    # en-US)
+    assert per_field["title"] == [("en-US",), ("de-AT", "de-DE", "en-US"), ("de-DE", "en-US")]
+    assert len(done.created) == 2 * sum(map(len, per_field.values())) and not done.pending
     assert [ids(cache.entries("article", **q)) for q in queries] == before
     assert "USING INDEX lc_hot_article_rank_" in _plan(cache, "article",
                                                        where={"rank": {"gte": 5}})
@@ -228,12 +237,20 @@ def test_declared_hot_fields_are_indexed_and_used_by_the_planner(cache: Cache) -
     assert "lc_hot_article_rank_" in ordered and "TEMP B-TREE" not in ordered
     # tags holds arrays: equality must test elements, so no index lookup (still correct).
     assert "lc_hot_article_tags_" not in _plan(cache, "article", where={"tags": "red"})
-    # a non-default locale reads through the fallback chain, not the index
-    assert "lc_hot_" not in _plan(cache, "article", where={"title": "x"}, locale="de-DE")
+    # a non-default locale reads its own column, the value after fallback (a2 has no de-DE
+    # title, a4's is its own)
+    assert "USING INDEX lc_hot_article_title_" in _plan(cache, "article",
+                                                        where={"title": "x"}, locale="de-DE")
+    assert ids(cache.entries("article", where={"title": {"in": ["Banana", "Pflaume", "Damson"]}},
+                             locale="de-DE")) == ["a2", "a4"]
+    assert ids(cache.entries("article", order_by=["title"], locale="de-DE")) == \
+        ["a1", "a2", "a3", "a4", "a5"]
+    assert "TEMP B-TREE" not in _plan(cache, "article", order_by=["title"], limit=2,
+                                      locale="de-DE")
     assert cache._use_field_indexes({"article": ["rank", "tags", "title"]}).created == ()
     done = cache._use_field_indexes({"article": ["rank"]})
-    assert len(done.dropped) == 4 and not done.created
-    assert len(_hot_objects(cache)) == 2
+    assert not done.created
+    assert len(_hot_objects(cache)) == 2 * len(per_field["rank"])
     cache._use_field_indexes(None)
     assert _hot_objects(cache) == set()
     with pytest.raises(ConfigurationError, match=r"sys\.id"):
@@ -249,11 +266,36 @@ def test_hot_fields_wait_for_the_first_sync(emulator: Any, store_path: Path) -> 
         assert _hot_objects(cache) == set()
         cache.sync()
         assert ids(cache.entries("article", where={"rank": 5})) == ["a1", "a5"]
-        assert len(_hot_objects(cache)) == 2                        # built by that read
+        with cache._store.reading():
+            chains = field_chains(chain_for(cache._store.raw_connection()), "article", "rank")
+        built = _hot_objects(cache)
+        assert len(built) == 2 * len(chains) >= 4                   # built after that sync
         assert "lc_hot_article_rank_" in _plan(cache, "article", where={"rank": 5})
     with Cache.open(store_path) as reader:                        # Cache.open keeps them
-        assert len(_hot_objects(reader)) == 2
+        assert _hot_objects(reader) == built
         assert ids(reader.entries("article", where={"rank": {"lt": 5}})) == ["a2"]
+
+
+def test_hot_columns_follow_the_chains_a_sync_changes(emulator: Any, store_path: Path) -> None:
+    """A content type that stops localizing a field changes the chain every locale reads it
+    in (the default locale first): after that sync, the field's columns are the new chains'."""
+    _publish(emulator.space)
+    with make_cache(emulator, store_path) as cache:
+        cache.sync()
+        cache._use_field_indexes({"note": ["title"]})
+        before = _hot_objects(cache)
+        assert "lc_hot_note_title_" in _plan(cache, "note", where={"title": "x"},
+                                             locale="de-DE")
+        emulator.space.add_content_type("note", name="Note", fields=[
+            {"id": "title", "name": "Title", "type": "Symbol", "localized": False}])
+        emulator.space.publish_entry("n2", "note", {"title": {"en-US": "Pear note"}})
+        cache.sync()
+        after = _hot_objects(cache)
+        assert after != before and len(after) == len(before)
+        assert "lc_hot_note_title_" in _plan(cache, "note", where={"title": "x"},
+                                             locale="de-DE")
+        assert ids(cache.entries("note", where={"title": {"match": "note"}}, locale="de-DE",
+                                 order_by=["title"])) == ["n1", "n2"]
 
 
 def test_a_wide_filter_reads_a_page_in_the_order_index(

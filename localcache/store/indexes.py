@@ -1,18 +1,22 @@
 """Hot fields: the fields an app declares it filters and sorts by, indexed per content type.
 
-``Cache(..., indexes={"article": ["rank", "slug"]})`` gives each field a virtual generated
-column on ``entries`` holding its value in the store's default locale (the expression
-:func:`~localcache.store.where.hot_column_sql` builds, the same value the query builder reads)
-and each (content type, field) a partial index ``(content_type, column, id)`` for that type.
-A query in the default locale reads the field through the column, so SQLite's planner uses the
-index for ``where`` (eq, in, ranges) and ``order_by`` (then ``sys.id``, already in the index).
+``Cache(..., indexes={"article": ["rank", "slug"]})`` gives each field, for each locale of the
+store, a virtual generated column on ``entries`` holding its value as a query in that locale
+reads it, after fallback (the expression :func:`~localcache.store.where.chain_value_sql`
+builds, the same value the query builder reads; a field the content type does not localize
+reads the default locale first), and each (content type, field, column) a partial index
+``(content_type, column, id)`` for that type. Locales whose chains coincide share a column. A
+query reads the field through its locale's column, so SQLite's planner uses the index for
+``where`` (eq, in, ranges) and ``order_by`` (then ``sys.id``, already in the index).
 
 Columns and indexes are named with the ``lc_hot_`` prefix, so the ones no longer declared are
 found and dropped. A virtual column costs no storage; an index costs its size and a little
 time on every write of its content type, which is why only declared fields get one.
 
-The default locale is read from the store; a store that has never synced has none yet, so its
-declarations stay pending until a sync brought the locales (:attr:`FieldIndexes.pending`).
+The locales and their fallbacks are read from the store; a store that has never synced has
+none yet, so its declarations stay pending until a sync brought the locales
+(:attr:`FieldIndexes.pending`). A sync that changes the locales or the content types'
+localized fields changes the chains, and the Cache brings the columns in line after it.
 """
 
 from __future__ import annotations
@@ -26,13 +30,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import ConfigurationError, QueryError
-from .where import HOT_PREFIX, check_field_id, hot_column_name, hot_column_sql, json_path
+from .query import LocaleChain, chain_for
+from .where import HOT_PREFIX, chain_column_name, chain_value_sql, check_field_id
 
 __all__ = [
     "FieldIndexes",
     "HotFields",
     "HotSchema",
     "ensure_field_indexes",
+    "field_chains",
     "field_indexes_differ",
     "hot_columns",
     "hot_schema",
@@ -115,12 +121,6 @@ def hot_columns(conn: sqlite3.Connection) -> frozenset[str]:
     return frozenset(row[0] for row in rows)
 
 
-def _default_locale(conn: sqlite3.Connection) -> str | None:
-    row = conn.execute(
-        "SELECT code FROM locales WHERE is_default ORDER BY code LIMIT 1").fetchone()
-    return None if row is None else str(row[0])
-
-
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -134,20 +134,30 @@ def _index_name(content_type: str, field: str, column: str) -> str:
     return f"{HOT_PREFIX}{_slug(content_type)}_{_slug(field)}_{digest}"
 
 
-def _wanted(declared: HotFields, locale: str, provider: str
+def field_chains(locales: LocaleChain, content_type: str, field: str) -> list[tuple[str, ...]]:
+    """The locale chains a query reads ``field`` of ``content_type`` in: one per locale of
+    the store (the chain a query in that locale walks), without repeats."""
+    unlocalized = field in locales.unlocalized.get(content_type, ())
+    chains = (locales.unlocalized_chain(code) if unlocalized else tuple(locales.chain(code))
+              for code in (locales.default, *sorted(locales.fallbacks)))
+    return list(dict.fromkeys(chain for chain in chains if chain))
+
+
+def _wanted(declared: HotFields, locales: LocaleChain, provider: str
             ) -> tuple[dict[str, str], dict[str, str]]:
     """Columns (name → DDL) and indexes (name → DDL) the declaration asks for."""
     columns: dict[str, str] = {}
     indexes: dict[str, str] = {}
     for content_type, fields in declared.items():
         for field in fields:
-            path = json_path(field, locale, provider)
-            column = hot_column_name(path)
-            columns[column] = (f'ALTER TABLE entries ADD COLUMN "{column}" '
-                               f"GENERATED ALWAYS AS ({hot_column_sql(path)}) VIRTUAL")
-            name = _index_name(content_type, field, column)
-            indexes[name] = (f'CREATE INDEX "{name}" ON entries (content_type, "{column}", id) '
-                             f"WHERE content_type = {_literal(content_type)}")
+            for chain in field_chains(locales, content_type, field):
+                column = chain_column_name(field, chain, provider)
+                columns[column] = (f'ALTER TABLE entries ADD COLUMN "{column}" GENERATED '
+                                   f"ALWAYS AS ({chain_value_sql(field, chain, provider)}) "
+                                   "VIRTUAL")
+                name = _index_name(content_type, field, column)
+                indexes[name] = (f'CREATE INDEX "{name}" ON entries (content_type, "{column}", '
+                                 f"id) WHERE content_type = {_literal(content_type)}")
     return columns, indexes
 
 
@@ -160,10 +170,10 @@ def _existing_indexes(conn: sqlite3.Connection) -> set[str]:
 def _changes(conn: sqlite3.Connection, declared: HotFields, provider: str
              ) -> tuple[list[str], list[str], list[str], bool]:
     """(statements creating, names created, names dropped, pending) to reach the declaration."""
-    locale = _default_locale(conn)
-    if locale is None:  # nothing can be addressed yet; leave the store as it is
+    locales = chain_for(conn)
+    if locales.default is None:  # nothing can be addressed yet; leave the store as it is
         return [], [], [], bool(declared)
-    columns, indexes = _wanted(declared, locale, provider)
+    columns, indexes = _wanted(declared, locales, provider)
     have_columns, have_indexes = hot_columns(conn), _existing_indexes(conn)
     statements: list[str] = []
     created: list[str] = []

@@ -50,6 +50,8 @@ __all__ = [
     "Param",
     "Sql",
     "after_clause",
+    "chain_column_name",
+    "chain_value_sql",
     "check_field_id",
     "compile_order",
     "compile_where",
@@ -142,10 +144,34 @@ def hot_column_name(path: str) -> str:
     return HOT_PREFIX + hashlib.sha1(path.encode("utf-8")).hexdigest()[:16]
 
 
+def _text_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def hot_column_sql(path: str) -> str:
     """The generated column's expression: the same value :func:`field_value` reads for a
     one-locale chain, with the path as an SQL literal (DDL takes no parameters)."""
-    return "json_extract(raw, '" + path.replace("'", "''") + "')"
+    return f"json_extract(raw, {_text_literal(path)})"
+
+
+def chain_value_sql(field: str, chain: Sequence[str], provider: str) -> str:
+    """The expression of the generated column holding ``field``'s value for a locale chain:
+    what :func:`field_value` reads for that chain, with literals (DDL takes no parameters)."""
+    if len(chain) == 1:
+        return hot_column_sql(json_path(field, chain[0], provider))
+    whens = "".join(f" WHEN json_type(raw, {_text_literal(json_path(field, locale, ''))}) "
+                    f"IS NOT NULL THEN {_text_literal(json_path(field, locale, provider))}"
+                    for locale in chain)
+    return f"json_extract(raw, CASE{whens} END)"
+
+
+def chain_column_name(field: str, chain: Sequence[str], provider: str) -> str:
+    """The generated column of ``field`` for a locale chain, when a hot field declares it:
+    for one locale, named after its path (:func:`hot_column_name`); for a longer chain,
+    after its expression."""
+    if len(chain) == 1:
+        return hot_column_name(json_path(field, chain[0], provider))
+    return hot_column_name(chain_value_sql(field, chain, provider))
 
 
 def field_value(field: str, chain: Sequence[str], provider: str,
@@ -173,6 +199,10 @@ def field_value(field: str, chain: Sequence[str], provider: str,
         whens += [" WHEN json_type(e.raw, ", Param(json_path(field, locale, "")),
                   ") IS NOT NULL THEN ", Param(json_path(field, locale, provider))]
     located = compose(*whens, " END")
+    column = chain_column_name(field, chain, provider)
+    if column in hot_columns:  # the same value, generated for this chain and indexed
+        arrays = scalar_only is None or not scalar_only(column)
+        return KeyValue(field, Sql(f"e.{column}"), located, column, arrays)
     return KeyValue(field, compose("json_extract(e.raw, ", located, ")"), located)
 
 
