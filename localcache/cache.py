@@ -221,20 +221,20 @@ class Cache(CacheReads):
             return engine.run(full=full)
         finally:
             with self._chain_lock:
-                before, self._chain = self._chain, None
-            # Declared hot fields waited for the first locales, or the chains they are built
-            # for changed (locales, fallbacks or localized fields): their columns follow.
-            if self._indexes_pending or self._chain_moved(before):
-                self._refresh_field_indexes(wait=False)
+                self._chain = None
+            if self._indexes_pending or self._declared_indexes:
+                self._follow_chains()
 
-    def _chain_moved(self, before: LocaleChain | None) -> bool:
-        """Whether declared hot fields' chains may differ from ``before`` (after a sync)."""
-        if self._declared_indexes is None:
-            return False
+    def _follow_chains(self) -> None:
+        """After a sync: declared hot fields that waited for the first locales are built, and
+        their columns follow chains the sync changed (locales, fallbacks, localized fields).
+        One read when nothing differs; a store busy with another writer is left for the next
+        read to try (``_indexes_pending``)."""
         try:
-            return before != self._locale_chain()
-        except LocalCacheError:  # the sync's own error is the one to report
-            return False
+            self._refresh_field_indexes(wait=False)
+        except LocalCacheError as error:  # the sync's own outcome is what the caller gets
+            log.warning("hot-field indexes not brought up to date after the sync: %s", error)
+            self._indexes_pending = True
 
     def start_auto_sync(self, interval: float = 300.0) -> AutoSync:
         """Keep the store current in the background: a sync now, then every ``interval``

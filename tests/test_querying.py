@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import article, make_cache
+from support import TOKEN, article, make_cache
 
 from localcache import Cache, ConfigurationError, Kontent, LocalCacheError, QueryError
 from localcache.emulator import Emulator, Project
@@ -278,18 +278,39 @@ def test_hot_fields_wait_for_the_first_sync(emulator: Any, store_path: Path) -> 
 
 def test_hot_columns_follow_the_chains_a_sync_changes(emulator: Any, store_path: Path) -> None:
     """A content type that stops localizing a field changes the chain every locale reads it
-    in (the default locale first): after that sync, the field's columns are the new chains'."""
+    in (the default locale first): after that sync, the field's columns are the new chains',
+    even for a Cache opened just before it and read from while it ran."""
+    from localcache import Contentful, signals
+
     _publish(emulator.space)
-    with make_cache(emulator, store_path) as cache:
+
+    def open_cache() -> Cache:
+        space = emulator.space
+        return Cache(Contentful(space.space_id, TOKEN, space.environment,
+                                base_url=emulator.base_url),
+                     path=store_path, indexes={"note": ["title"]})
+
+    with open_cache() as cache:
         cache.sync()
-        cache._use_field_indexes({"note": ["title"]})
         before = _hot_objects(cache)
-        assert "lc_hot_note_title_" in _plan(cache, "note", where={"title": "x"},
-                                             locale="de-DE")
-        emulator.space.add_content_type("note", name="Note", fields=[
-            {"id": "title", "name": "Title", "type": "Symbol", "localized": False}])
-        emulator.space.publish_entry("n2", "note", {"title": {"en-US": "Pear note"}})
-        cache.sync()
+        assert before and "lc_hot_note_title_" in _plan(cache, "note", where={"title": "x"},
+                                                        locale="de-DE")
+    emulator.space.add_content_type("note", name="Note", fields=[
+        {"id": "title", "name": "Title", "type": "Symbol", "localized": False}])
+    emulator.space.publish_entry("n2", "note", {"title": {"en-US": "Pear note"}})
+    with open_cache() as cache:
+        seen: list[int] = []
+
+        def read_meanwhile(sender: object, **_: Any) -> None:
+            seen.append(cache.count("note", where={"title": {"match": "note"}},
+                                    locale="de-DE"))
+
+        signals.sync_progress.connect(read_meanwhile)
+        try:
+            cache.sync()
+        finally:
+            signals.sync_progress.disconnect(read_meanwhile)
+        assert seen == [2]
         after = _hot_objects(cache)
         assert after != before and len(after) == len(before)
         assert "lc_hot_note_title_" in _plan(cache, "note", where={"title": "x"},

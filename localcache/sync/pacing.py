@@ -17,7 +17,8 @@ duration only:
   ``AutoSync``): the main thread, usually a UI's, waits for the GIL after each call into the
   toolkit, and by default a busy thread keeps it for 5 ms before it must hand it over. At
   0.5 ms (``BACKGROUND_SWITCH_INTERVAL``) the GUI's timer ticks late by 32 ms at p99 instead of
-  52 ms, for no measurable loss of sync speed. A sync on the main thread (the CLI) keeps 5 ms.
+  52 ms, for no measurable loss of sync speed. A sync on the main thread (the CLI) keeps 5 ms,
+  unless a sync off the main thread runs at the same time.
 
 The settings are counted, so several caches syncing at once share them, and restored by the
 last sync to end. The application's own settings win: a threshold above ours, collection
