@@ -8,11 +8,11 @@ duration only:
   lists that live until the page is applied, long enough for the young collections (every 700
   allocations by default) to promote them to the oldest generation. Each page then counts as
   "new long-lived objects", and CPython ran a full collection over the whole heap nearly every
-  page: 48 in a 100k sync with a Qt list open, 3.3 s in all, each holding the GIL for up to
-  90 ms, and 7 s of collecting in every generation together. With young collections every
-  100,000 allocations (``SYNC_THRESHOLDS``), a page is freed by reference counting before the
-  collector looks at it: one full collection, 0.4 s in all. Cyclic garbage is still
-  collected, a little later.
+  page: 48 in a 100k sync with a Qt list open, 2.8-3.3 s of them, each holding the GIL for up
+  to 90 ms, and 5.4-7.1 s of collecting in every generation together (two runs). With young
+  collections every 100,000 allocations (``SYNC_THRESHOLDS``), a page is freed by reference
+  counting before the collector looks at it: one full collection, 0.3-0.4 s of collecting in
+  all. Cyclic garbage is still collected, a little later.
 - **The switch interval**, for a sync off the main thread (``cache.sync()`` on a worker,
   ``AutoSync``): the main thread, usually a UI's, waits for the GIL after each call into the
   toolkit, and by default a busy thread keeps it for 5 ms before it must hand it over. At
