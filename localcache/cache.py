@@ -32,6 +32,7 @@ from .seeding import Seeding, announce_seed, seed_store
 from .snapshot import SnapshotInfo, create_snapshot
 from .store.content_types import read_content_type, read_content_types
 from .store.database import Store
+from .store.indexes import normalize_declaration, normalize_locales
 from .store.query import LocaleChain, Record, chain_for
 from .store.recovery import move_aside
 from .store.stats import store_stats
@@ -93,6 +94,7 @@ class Cache(CacheReads):
         lock_wait: float = 0.0,
         rebuild_if_corrupt: bool = False,
         indexes: Mapping[str, Sequence[str]] | None = None,
+        index_locales: Sequence[str] | None = None,
         search: bool = True,
         assets: AssetPolicy | None = None,
     ) -> None:
@@ -100,6 +102,8 @@ class Cache(CacheReads):
             raise ConfigurationError(
                 f"Cache needs a provider such as Contentful(...), not {type(provider).__name__}"
             )
+        normalize_declaration(indexes)  # bad arguments are refused before the store opens
+        normalize_locales(index_locales)
         started = time.monotonic()
         where = Path(path) if path is not None else default_store_path(
             provider.scope, app_name, app_author)
@@ -111,7 +115,7 @@ class Cache(CacheReads):
         if assets is not None:  # asset files (docs/assets.md); without assets=, none at all
             self._open_assets(provider, assets, app_name=app_name, app_author=app_author)
         self._search.prepare(self._locale_chain)
-        self._use_field_indexes(indexes)
+        self._use_field_indexes(indexes, index_locales)
         if self.seeded is not None:
             announce_seed(self, self._store, started)
 

@@ -29,6 +29,7 @@ from .store.indexes import (
     field_indexes_differ,
     hot_schema,
     normalize_declaration,
+    normalize_locales,
 )
 from .store.links import LinkTarget, referrers
 from .store.query import (
@@ -101,6 +102,7 @@ class CacheReads:
     # Hot fields declared with Cache(..., indexes=...), and whether building them waits for
     # the store's locales (set by _use_field_indexes; class defaults for Cache.open).
     _declared_indexes: HotFields | None = None
+    _index_locales: tuple[str, ...] | None = None  # besides the default; None: every locale
     _indexes_pending: bool = False
 
     def _locale_chain(self) -> LocaleChain:  # pragma: no cover - Cache defines it
@@ -280,13 +282,16 @@ class CacheReads:
 
     # -- hot fields ---------------------------------------------------------------------------
 
-    def _use_field_indexes(self, indexes: Mapping[str, Sequence[str]] | None) -> FieldIndexes:
+    def _use_field_indexes(self, indexes: Mapping[str, Sequence[str]] | None,
+                           locales: Sequence[str] | None = None) -> FieldIndexes:
         """Make the store's hot-field indexes exactly ``indexes`` (content type → field ids;
-        None drops them all): what ``Cache(..., indexes=...)`` does on open. A store that has
+        None drops them all), for the default locale and ``locales`` (None: every locale):
+        what ``Cache(..., indexes=..., index_locales=...)`` does on open. A store that has
         never synced knows no default locale yet: the declaration is kept, and the first
         read after a sync brought the locales builds the indexes (or call
         :meth:`_refresh_field_indexes` after a sync to spend that time there)."""
         self._declared_indexes = normalize_declaration(indexes)
+        self._index_locales = normalize_locales(locales)
         self._indexes_pending = True
         return self._refresh_field_indexes(wait=True)
 
@@ -300,7 +305,8 @@ class CacheReads:
         scope = self._store.scope
         provider = scope.provider if scope is not None else ""
         with self._store.reading():
-            differ = field_indexes_differ(self._store.raw_connection(), declared, provider)
+            differ = field_indexes_differ(self._store.raw_connection(), declared, provider,
+                                          self._index_locales)
         if not differ:
             self._indexes_pending = differ is None
             return FieldIndexes(pending=differ is None)
@@ -309,7 +315,7 @@ class CacheReads:
             conn.execute("PRAGMA busy_timeout = 0")
         try:
             with self._store.write():
-                done = ensure_field_indexes(conn, declared, provider)
+                done = ensure_field_indexes(conn, declared, provider, self._index_locales)
         except StoreError:
             if wait:
                 raise

@@ -319,6 +319,38 @@ def test_hot_columns_follow_the_chains_a_sync_changes(emulator: Any, store_path:
                                  order_by=["title"])) == ["n1", "n2"]
 
 
+def test_index_locales_limits_the_hot_columns_to_those_locales(emulator: Any,
+                                                               store_path: Path) -> None:
+    """``index_locales=["de-DE"]``: columns for the default locale and de-DE only; a query in
+    another locale gives the same rows, unindexed."""
+    from localcache import Contentful
+
+    _publish(emulator.space)
+    space = emulator.space
+
+    def open_cache(**options: Any) -> Cache:
+        return Cache(Contentful(space.space_id, TOKEN, space.environment,
+                                base_url=emulator.base_url), path=store_path, **options)
+
+    with open_cache() as cache:
+        cache.sync()
+        everywhere = {locale: ids(cache.entries("article", order_by=["title"], locale=locale))
+                      for locale in ("en-US", "de-DE", "de-AT")}
+    with open_cache(indexes={"article": ["title"]}, index_locales=["de-DE"]) as cache:
+        assert len(_hot_objects(cache)) == 4  # a column and an index: en-US, de-DE
+        assert "lc_hot_article_title_" in _plan(cache, "article", where={"title": "x"},
+                                                locale="de-DE")
+        assert "lc_hot_" not in _plan(cache, "article", where={"title": "x"}, locale="de-AT")
+        for locale, expected in everywhere.items():
+            assert ids(cache.entries("article", order_by=["title"], locale=locale)) == expected
+    with open_cache(indexes={"article": ["title"]}) as cache:  # every locale again
+        assert len(_hot_objects(cache)) == 6
+    with pytest.raises(ConfigurationError, match="index_locales"):
+        open_cache(indexes={"article": ["title"]}, index_locales="de-DE")
+    with pytest.raises(ConfigurationError, match="index_locales"):
+        open_cache(index_locales=["de-DE", ""])
+
+
 def test_a_wide_filter_reads_a_page_in_the_order_index(
         emulator: Any, store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``rank >= 1`` keeps nearly everything: the page is read in ``published`` order

@@ -26,7 +26,7 @@ import dataclasses
 import hashlib
 import re
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import ConfigurationError, QueryError
@@ -43,6 +43,7 @@ __all__ = [
     "hot_columns",
     "hot_schema",
     "normalize_declaration",
+    "normalize_locales",
 ]
 
 HotFields = dict[str, tuple[str, ...]]
@@ -134,23 +135,41 @@ def _index_name(content_type: str, field: str, column: str) -> str:
     return f"{HOT_PREFIX}{_slug(content_type)}_{_slug(field)}_{digest}"
 
 
-def field_chains(locales: LocaleChain, content_type: str, field: str) -> list[tuple[str, ...]]:
+def field_chains(locales: LocaleChain, content_type: str, field: str,
+                 only: Collection[str] | None = None) -> list[tuple[str, ...]]:
     """The locale chains a query reads ``field`` of ``content_type`` in: one per locale of
-    the store (the chain a query in that locale walks), without repeats."""
+    the store (the chain a query in that locale walks), or of the default locale and those
+    of ``only``, without repeats."""
     unlocalized = field in locales.unlocalized.get(content_type, ())
+    codes = sorted(locales.fallbacks) if only is None \
+        else sorted(code for code in locales.fallbacks if code in only)
     chains = (locales.unlocalized_chain(code) if unlocalized else tuple(locales.chain(code))
-              for code in (locales.default, *sorted(locales.fallbacks)))
+              for code in (locales.default, *codes))
     return list(dict.fromkeys(chain for chain in chains if chain))
 
 
-def _wanted(declared: HotFields, locales: LocaleChain, provider: str
-            ) -> tuple[dict[str, str], dict[str, str]]:
+def normalize_locales(locales: object) -> tuple[str, ...] | None:
+    """Check ``Cache(..., index_locales=...)``; ConfigurationError says what is wrong."""
+    if locales is None:
+        return None
+    if isinstance(locales, str) or not isinstance(locales, Iterable):
+        raise ConfigurationError(
+            f"index_locales takes a list of locale codes, such as ['de-DE'], not {locales!r}")
+    codes = list(locales)
+    for code in codes:
+        if not isinstance(code, str) or not code:
+            raise ConfigurationError(f"index_locales: {code!r} is not a locale code")
+    return tuple(dict.fromkeys(codes))
+
+
+def _wanted(declared: HotFields, locales: LocaleChain, provider: str,
+            only: Collection[str] | None) -> tuple[dict[str, str], dict[str, str]]:
     """Columns (name → DDL) and indexes (name → DDL) the declaration asks for."""
     columns: dict[str, str] = {}
     indexes: dict[str, str] = {}
     for content_type, fields in declared.items():
         for field in fields:
-            for chain in field_chains(locales, content_type, field):
+            for chain in field_chains(locales, content_type, field, only):
                 column = chain_column_name(field, chain, provider)
                 columns[column] = (f'ALTER TABLE entries ADD COLUMN "{column}" GENERATED '
                                    f"ALWAYS AS ({chain_value_sql(field, chain, provider)}) "
@@ -167,13 +186,13 @@ def _existing_indexes(conn: sqlite3.Connection) -> set[str]:
     return {row[0] for row in rows}
 
 
-def _changes(conn: sqlite3.Connection, declared: HotFields, provider: str
-             ) -> tuple[list[str], list[str], list[str], bool]:
+def _changes(conn: sqlite3.Connection, declared: HotFields, provider: str,
+             only: Collection[str] | None) -> tuple[list[str], list[str], list[str], bool]:
     """(statements creating, names created, names dropped, pending) to reach the declaration."""
     locales = chain_for(conn)
     if locales.default is None:  # nothing can be addressed yet; leave the store as it is
         return [], [], [], bool(declared)
-    columns, indexes = _wanted(declared, locales, provider)
+    columns, indexes = _wanted(declared, locales, provider, only)
     have_columns, have_indexes = hot_columns(conn), _existing_indexes(conn)
     statements: list[str] = []
     created: list[str] = []
@@ -194,15 +213,17 @@ def _changes(conn: sqlite3.Connection, declared: HotFields, provider: str
 
 
 def field_indexes_differ(conn: sqlite3.Connection, indexes: Mapping[str, Sequence[str]] | None,
-                         provider: str) -> bool | None:
+                         provider: str, locales: Collection[str] | None = None) -> bool | None:
     """Whether the store's hot-field columns and indexes differ from the declaration (read
-    only); None while the store knows no default locale to build them for."""
-    statements, _, _, pending = _changes(conn, normalize_declaration(indexes), provider)
+    only); None while the store knows no default locale to build them for. ``locales``: the
+    locales to build them for besides the default (None: every one)."""
+    statements, _, _, pending = _changes(conn, normalize_declaration(indexes), provider,
+                                         locales)
     return None if pending else bool(statements)
 
 
 def ensure_field_indexes(conn: sqlite3.Connection, indexes: Mapping[str, Sequence[str]] | None,
-                         provider: str) -> FieldIndexes:
+                         provider: str, locales: Collection[str] | None = None) -> FieldIndexes:
     """Make the store's hot-field columns and indexes exactly the declared ones.
 
     Reads first and writes only when something differs, in one ``BEGIN IMMEDIATE``
@@ -210,7 +231,7 @@ def ensure_field_indexes(conn: sqlite3.Connection, indexes: Mapping[str, Sequenc
     its content type once (about 0.3-0.4 s per field at 100k entries).
     """
     declared = normalize_declaration(indexes)
-    statements, created, dropped, pending = _changes(conn, declared, provider)
+    statements, created, dropped, pending = _changes(conn, declared, provider, locales)
     if not statements:
         return FieldIndexes(pending=pending)
     own = not conn.in_transaction
@@ -218,7 +239,7 @@ def ensure_field_indexes(conn: sqlite3.Connection, indexes: Mapping[str, Sequenc
         conn.execute("BEGIN IMMEDIATE")
     try:
         # Another connection may have changed them meanwhile: decide again under the lock.
-        statements, created, dropped, pending = _changes(conn, declared, provider)
+        statements, created, dropped, pending = _changes(conn, declared, provider, locales)
         for statement in statements:
             if statement.startswith("ALTER TABLE entries DROP COLUMN"):
                 # SQLite before 3.35 cannot drop a column; a virtual one costs nothing kept.
