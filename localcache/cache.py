@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -103,7 +104,7 @@ class Cache(CacheReads):
                 f"Cache needs a provider such as Contentful(...), not {type(provider).__name__}"
             )
         normalize_declaration(indexes)  # bad arguments are refused before the store opens
-        normalize_locales(index_locales)
+        locales = normalize_locales(index_locales)  # once: an iterator is read here
         started = time.monotonic()
         where = Path(path) if path is not None else default_store_path(
             provider.scope, app_name, app_author)
@@ -115,7 +116,7 @@ class Cache(CacheReads):
         if assets is not None:  # asset files (docs/assets.md); without assets=, none at all
             self._open_assets(provider, assets, app_name=app_name, app_author=app_author)
         self._search.prepare(self._locale_chain)
-        self._use_field_indexes(indexes, index_locales)
+        self._use_field_indexes(indexes, locales)
         if self.seeded is not None:
             announce_seed(self, self._store, started)
 
@@ -234,9 +235,11 @@ class Cache(CacheReads):
         their columns follow chains the sync changed (locales, fallbacks, localized fields).
         One read when nothing differs; a store busy with another writer is left for the next
         read to try (``_indexes_pending``)."""
+        if self._store.closed:  # closed during the sync: the next open builds them
+            return
         try:
             self._refresh_field_indexes(wait=False)
-        except LocalCacheError as error:  # the sync's own outcome is what the caller gets
+        except (LocalCacheError, sqlite3.Error) as error:  # the sync's outcome is what counts
             log.warning("hot-field indexes not brought up to date after the sync: %s", error)
             self._indexes_pending = True
 

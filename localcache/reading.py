@@ -319,6 +319,7 @@ class CacheReads:
         except StoreError:
             if wait:
                 raise
+            self._indexes_pending = True  # a store busy with a sync: a later read tries again
             return FieldIndexes(pending=True)
         finally:
             if not wait:

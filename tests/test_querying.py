@@ -319,6 +319,42 @@ def test_hot_columns_follow_the_chains_a_sync_changes(emulator: Any, store_path:
                                  order_by=["title"])) == ["n1", "n2"]
 
 
+def test_hot_columns_a_busy_store_kept_from_following_are_built_by_a_later_read(
+        emulator: Any, store_path: Path) -> None:
+    """Another connection holds the write lock when the sync ends: the columns of the new
+    chains are not built then (the sync does not wait), and the next read builds them."""
+    import sqlite3
+
+    from localcache import Contentful, signals
+
+    _publish(emulator.space)
+    space = emulator.space
+    with Cache(Contentful(space.space_id, TOKEN, space.environment, base_url=emulator.base_url),
+               path=store_path, indexes={"note": ["title"]}) as cache:
+        cache.sync()
+        before = _hot_objects(cache)
+        space.add_content_type("note", name="Note", fields=[
+            {"id": "title", "name": "Title", "type": "Symbol", "localized": False}])
+        space.publish_entry("n2", "note", {"title": {"en-US": "Pear note"}})
+        blocker = sqlite3.connect(store_path, timeout=0)
+
+        def hold_the_lock(sender: object, **_: Any) -> None:
+            blocker.execute("BEGIN IMMEDIATE")
+
+        signals.sync_finished.connect(hold_the_lock)
+        try:
+            cache.sync()
+        finally:
+            signals.sync_finished.disconnect(hold_the_lock)
+        assert _hot_objects(cache) == before  # not followed yet
+        blocker.rollback()
+        blocker.close()
+        assert ids(cache.entries("note", where={"title": {"match": "note"}},
+                                 locale="de-DE")) == ["n1", "n2"]
+        after = _hot_objects(cache)
+        assert after != before and len(after) == len(before)
+
+
 def test_index_locales_limits_the_hot_columns_to_those_locales(emulator: Any,
                                                                store_path: Path) -> None:
     """``index_locales=["de-DE"]``: columns for the default locale and de-DE only; a query in
@@ -343,6 +379,8 @@ def test_index_locales_limits_the_hot_columns_to_those_locales(emulator: Any,
         assert "lc_hot_" not in _plan(cache, "article", where={"title": "x"}, locale="de-AT")
         for locale, expected in everywhere.items():
             assert ids(cache.entries("article", order_by=["title"], locale=locale)) == expected
+    with open_cache(indexes={"article": ["title"]}, index_locales=iter(["de-DE"])) as cache:
+        assert len(_hot_objects(cache)) == 4  # an iterator is read once, and used
     with open_cache(indexes={"article": ["title"]}) as cache:  # every locale again
         assert len(_hot_objects(cache)) == 6
     with pytest.raises(ConfigurationError, match="index_locales"):

@@ -177,6 +177,11 @@ class Store:
         except (PeeweeException, sqlite3.Error) as exc:
             raise self._error(exc) from None
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
     def ensure_open(self) -> None:
         """Raise StoreError when the store was closed."""
         if self._closed:
