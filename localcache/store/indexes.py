@@ -31,7 +31,13 @@ from dataclasses import dataclass
 
 from ..errors import ConfigurationError, QueryError
 from .query import LocaleChain, chain_for
-from .where import HOT_PREFIX, chain_column_name, chain_value_sql, check_field_id
+from .where import (
+    HOT_PREFIX,
+    chain_column_name,
+    chain_value_sql,
+    check_field_id,
+    sql_literal,
+)
 
 __all__ = [
     "FieldIndexes",
@@ -122,10 +128,6 @@ def hot_columns(conn: sqlite3.Connection) -> frozenset[str]:
     return frozenset(row[0] for row in rows)
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:24] or "x"
 
@@ -176,7 +178,7 @@ def _wanted(declared: HotFields, locales: LocaleChain, provider: str,
                                    "VIRTUAL")
                 name = _index_name(content_type, field, column)
                 indexes[name] = (f'CREATE INDEX "{name}" ON entries (content_type, "{column}", '
-                                 f"id) WHERE content_type = {_literal(content_type)}")
+                                 f"id) WHERE content_type = {sql_literal(content_type)}")
     return columns, indexes
 
 

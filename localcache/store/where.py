@@ -62,6 +62,7 @@ __all__ = [
     "join_sql",
     "json_path",
     "order_clause",
+    "sql_literal",
 ]
 
 SYS_COLUMNS: dict[str, str] = {
@@ -144,14 +145,15 @@ def hot_column_name(path: str) -> str:
     return HOT_PREFIX + hashlib.sha1(path.encode("utf-8")).hexdigest()[:16]
 
 
-def _text_literal(text: str) -> str:
+def sql_literal(text: str) -> str:
+    """``text`` as an SQL string literal, for DDL (which takes no parameters)."""
     return "'" + text.replace("'", "''") + "'"
 
 
 def hot_column_sql(path: str) -> str:
     """The generated column's expression: the same value :func:`field_value` reads for a
     one-locale chain, with the path as an SQL literal (DDL takes no parameters)."""
-    return f"json_extract(raw, {_text_literal(path)})"
+    return f"json_extract(raw, {sql_literal(path)})"
 
 
 def chain_value_sql(field: str, chain: Sequence[str], provider: str) -> str:
@@ -166,7 +168,7 @@ def chain_value_sql(field: str, chain: Sequence[str], provider: str) -> str:
     *first, last = chain
     expression = hot_column_sql(json_path(field, last, provider))
     for locale in reversed(first):
-        present = _text_literal(json_path(field, locale, ""))
+        present = sql_literal(json_path(field, locale, ""))
         expression = (f"coalesce({hot_column_sql(json_path(field, locale, provider))}, "
                       f"CASE WHEN json_type(raw, {present}) IS NOT NULL THEN NULL "
                       f"ELSE {expression} END)")
@@ -194,24 +196,20 @@ def field_value(field: str, chain: Sequence[str], provider: str,
     if not chain:
         return KeyValue(field, Sql("NULL"), Sql("NULL"))
     if len(chain) == 1:
-        path = json_path(field, chain[0], provider)
-        located = compose(Param(path))
-        column = hot_column_name(path)
-        if column not in hot_columns:
-            return KeyValue(field, compose("json_extract(e.raw, ", located, ")"), located)
-        arrays = scalar_only is None or not scalar_only(column)
-        return KeyValue(field, Sql(f"e.{column}"), located, column, arrays)
-    whens: list[str | Sql | Param] = ["CASE"]
-    for locale in chain:
-        # Presence is the locale's key (for Kontent.ai: its element); the value is inside it.
-        whens += [" WHEN json_type(e.raw, ", Param(json_path(field, locale, "")),
-                  ") IS NOT NULL THEN ", Param(json_path(field, locale, provider))]
-    located = compose(*whens, " END")
+        located = compose(Param(json_path(field, chain[0], provider)))
+    else:
+        whens: list[str | Sql | Param] = ["CASE"]
+        for locale in chain:
+            # Presence is the locale's key (for Kontent.ai: its element); the value is inside.
+            whens += [" WHEN json_type(e.raw, ", Param(json_path(field, locale, "")),
+                      ") IS NOT NULL THEN ", Param(json_path(field, locale, provider))]
+        located = compose(*whens, " END")
     column = chain_column_name(field, chain, provider)
-    if column in hot_columns:  # the same value, generated for this chain and indexed
-        arrays = scalar_only is None or not scalar_only(column)
-        return KeyValue(field, Sql(f"e.{column}"), located, column, arrays)
-    return KeyValue(field, compose("json_extract(e.raw, ", located, ")"), located)
+    if column not in hot_columns:
+        return KeyValue(field, compose("json_extract(e.raw, ", located, ")"), located)
+    # the same value, generated for this chain and indexed
+    arrays = scalar_only is None or not scalar_only(column)
+    return KeyValue(field, Sql(f"e.{column}"), located, column, arrays)
 
 
 def check_field_id(field: object, what: str) -> str:
