@@ -10,7 +10,7 @@ changed are highlighted).
     python examples/qt_browser.py --vendor contentstack --api-key KEY --delivery-token TOKEN \\
         --environment production [--region eu]
     python examples/qt_browser.py --vendor kontent --project-id ENVIRONMENT_ID [--api-key KEY]
-    python examples/qt_browser.py --screenshot docs/img/qt_browser.png --after 8
+    python examples/qt_browser.py --screenshot docs/qt_browser.png --after 8
 
 Everything the widgets show comes from the Cache on the GUI thread; the sync runs on the
 AutoSync's thread and reaches the widgets only through QtSignals and the list model (see

@@ -52,5 +52,5 @@ shoot() {  # example file, output PNG
     QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1280x800x24" \
         "$PYTHON" "$1" --screenshot "$2" --after 8
 }
-shoot examples/qt_browser.py docs/img/qt_browser.png
+shoot examples/qt_browser.py docs/qt_browser.png
 shoot examples/kivy_browser.py docs/img/kivy_browser.png
