@@ -38,8 +38,7 @@ SHADOW = Tables("rebuild_entries", "rebuild_assets")
 
 _UPSERT_ENTRY = (
     "INSERT INTO {table} (id, content_type, revision, created_at, updated_at, raw) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
-    "content_type = excluded.content_type, revision = excluded.revision, "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET revision = excluded.revision, "
     "created_at = excluded.created_at, updated_at = excluded.updated_at, raw = excluded.raw"
 )
 _UPSERT_ASSET = (
@@ -69,7 +68,11 @@ _UPSERT_ENTRIES_FROM_SOURCE = _PAGE_ITEMS + _UPSERT_ENTRY.replace(
     _FROM_SOURCE.replace("{content_type}", "json_extract(i.value, :content_type), "))
 _UPSERT_ASSETS_FROM_SOURCE = _PAGE_ITEMS + _UPSERT_ASSET.replace(
     "VALUES (?, ?, ?, ?, ?)", _FROM_SOURCE.replace("{content_type}", ""))
-_PRIOR = "SELECT id, revision, updated_at FROM {table} WHERE id IN ({marks})"
+# An update leaves the content type alone (it is not in the upsert's SET), so the content type
+# index and ``entry_types`` are not rewritten for every edit; an entry re-created under another
+# type is moved first (``_retype``).
+_PRIOR = "SELECT id, revision, updated_at{content_type} FROM {table} WHERE id IN ({marks})"
+_RETYPE = "UPDATE {table} SET content_type = ? WHERE id = ?"
 _DELETE = "DELETE FROM {table} WHERE id = ?"
 
 
@@ -126,9 +129,11 @@ def _apply_records(
         return
     entry = record_type == "Entry"
     table = tables.entries if entry else tables.assets
-    prior = _prior(conn, table, [d.id for d in deltas])
+    prior = _prior(conn, table, [d.id for d in deltas], entry)
     upserts = [d for d in deltas if not d.deleted]
     if upserts:
+        if entry:
+            _retype(conn, table, upserts, prior)
         from_source, upsert = ((_UPSERT_ENTRIES_FROM_SOURCE, _UPSERT_ENTRY) if entry
                                else (_UPSERT_ASSETS_FROM_SOURCE, _UPSERT_ASSET))
         encoded = _write_from_source(conn, from_source.format(table=table), upserts, source,
@@ -186,20 +191,30 @@ def _name_ambiguous(conn: sqlite3.Connection, table: str, deltas: list[Delta],
 
 
 def _classify(
-    upserts: list[Delta], prior: dict[str, tuple[Any, Any]], changes: PageChanges
+    upserts: list[Delta], prior: dict[str, tuple[Any, ...]], changes: PageChanges
 ) -> None:
     for d in upserts:
         change = RecordChange(d.record_type, d.id, d.content_type, d.document)
         before = prior.get(d.id)
         if before is None:
             changes.added.append(change)
-        elif before != (d.revision, d.updated_at):
+        elif before[:2] != (d.revision, d.updated_at):
             changes.updated.append(change)
 
 
-def _prior(conn: sqlite3.Connection, table: str, ids: list[str]) -> dict[str, tuple[Any, Any]]:
-    sql = _PRIOR.format(table=table, marks="{}")
-    return {row[0]: (row[1], row[2]) for row in _rows(conn, sql, ids)}
+def _prior(conn: sqlite3.Connection, table: str, ids: list[str],
+           entry: bool = False) -> dict[str, tuple[Any, ...]]:
+    """The stored ``(revision, updatedAt)`` of ``ids``, and the content type of an entry."""
+    sql = _PRIOR.format(table=table, marks="{}", content_type=", content_type" if entry else "")
+    return {row[0]: row[1:] for row in _rows(conn, sql, ids)}
+
+
+def _retype(conn: sqlite3.Connection, table: str, upserts: list[Delta],
+            prior: dict[str, tuple[Any, ...]]) -> None:
+    moved = [(d.content_type, d.id) for d in upserts
+             if d.id in prior and prior[d.id][2] != d.content_type]
+    if moved:
+        conn.executemany(_RETYPE.format(table=table), moved)
 
 
 def _rows(conn: sqlite3.Connection, sql: str, ids: list[str]) -> Iterator[tuple[Any, ...]]:

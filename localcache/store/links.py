@@ -28,12 +28,14 @@ __all__ = [
     "CONTENTFUL_LINKS",
     "CONTENTFUL_LINKS_ONE_PASS",
     "LINKS_OF_NEW",
+    "LINK_ROWS_OF_NEW",
     "VENDOR_LINKS_OF_NEW",
     "LinkTarget",
     "codename_ids",
     "holds_many",
     "link_targets",
     "links_from",
+    "links_update_body",
     "referrers",
 ]
 
@@ -120,15 +122,41 @@ _INSERT_LINKS = ("INSERT OR IGNORE INTO links (source_id, field, locale, positio
 # From schema version 5, the store's vendor picks its own link queries: walking an entry's JSON
 # for the other two vendors' shapes took half the time of a Contentful page's inserts.
 # (A store with no vendor recorded, as a bare Store in tests, derives all of them.)
+LINK_ROWS_OF_NEW: dict[str, str] = {
+    "contentful": CONTENTFUL_LINKS_ONE_PASS,
+    "contentstack": _CONTENTSTACK.replace("UNION ALL", "", 1),
+    "kontent": _KONTENT.replace("UNION ALL", "", 1),
+    "any": CONTENTFUL_LINKS_ONE_PASS + _CONTENTSTACK + _KONTENT,
+}
+"""Per vendor (``"any"``: a store with no vendor recorded), the query of ``NEW``'s link rows,
+in the links table's column order."""
 VENDOR_LINKS_OF_NEW: dict[str, str] = {
-    "contentful": _INSERT_LINKS + CONTENTFUL_LINKS_ONE_PASS + ";",
-    "contentstack": _INSERT_LINKS + _CONTENTSTACK.replace("UNION ALL", "", 1) + ";",
-    "kontent": _INSERT_LINKS + _KONTENT.replace("UNION ALL", "", 1) + ";",
+    vendor: _INSERT_LINKS + LINK_ROWS_OF_NEW[vendor] + ";"
+    for vendor in ("contentful", "contentstack", "kontent")
 }
 """Per vendor, the trigger body that derives the links of ``NEW`` (Kontent.ai's codename row
 is :data:`CODENAME_TRIGGER_SQL`)."""
-ANY_LINKS_OF_NEW = _INSERT_LINKS + CONTENTFUL_LINKS_ONE_PASS + _CONTENTSTACK + _KONTENT + ";"
+ANY_LINKS_OF_NEW = _INSERT_LINKS + LINK_ROWS_OF_NEW["any"] + ";"
 """Every vendor's links of ``NEW`` (a store with no vendor recorded), from schema version 6."""
+
+
+def links_update_body(rows: str) -> str:
+    """From schema version 8, the body of an update trigger: bring ``NEW``'s links to
+    ``rows`` (one of :data:`LINK_ROWS_OF_NEW`) by deleting the stored rows the new document
+    no longer holds and inserting the ones it adds. A link left as it was is not written:
+    editing an entry's text dirtied every page of the links table and of its target index
+    that held one of the entry's links (the delete and insert of the same rows), which was
+    a fifth of what a delta sync wrote. The document is walked twice (once for each
+    statement) instead of once."""
+    stored = ("SELECT source_id, field, locale, position, target_type, target_id FROM links "
+              "WHERE source_id = {} ")
+    # Not INSERT OR IGNORE for the rows already stored: a trigger takes the conflict policy
+    # of the statement that fired it, and the entries upsert's is ABORT.
+    return (
+        "DELETE FROM links WHERE source_id = OLD.id AND (field, locale, position) IN ("
+        "SELECT field, locale, position FROM (" + stored.format("OLD.id") + "EXCEPT "
+        + rows + ")); " + _INSERT_LINKS + rows + " EXCEPT " + stored.format("NEW.id") + ";"
+    )
 
 CODENAMES_DDL = (
     "CREATE TABLE IF NOT EXISTS entry_codenames (id TEXT PRIMARY KEY NOT NULL, "
@@ -142,7 +170,8 @@ CODENAME_TRIGGER_SQL = """
       FROM json_each(NEW.raw, '$.vendor') AS v
      WHERE json_type(v.value, '$.payload.system.codename') = 'text'
      LIMIT 1
-    ON CONFLICT(id) DO UPDATE SET codename = excluded.codename;
+    ON CONFLICT(id) DO UPDATE SET codename = excluded.codename
+     WHERE codename IS NOT excluded.codename;
 """
 """A Kontent.ai item's codename (any language variant names it), kept after deletion."""
 

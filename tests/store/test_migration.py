@@ -111,7 +111,7 @@ def test_a_v1_store_upgrades_on_open(tmp_path: Path) -> None:
     make_v1_store(path)
     assert "entryrecord_content_type" in _schema(path)
     with Cache.open(path) as cache:
-        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 7
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 8
         records = cache.entries("article")
         assert [r.id for r in records] == [f"e{n:02d}" for n in range(12) if n % 3]
         assert records[0].field("title") == "title 1"
@@ -130,7 +130,7 @@ def test_a_v1_store_upgrades_on_open(tmp_path: Path) -> None:
     assert "entries_content_type_id" in upgraded
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()
@@ -159,7 +159,7 @@ def test_a_v1_snapshot_seeds_an_upgraded_store(tmp_path: Path) -> None:
     provider = Contentful("space1", "token", "master", base_url="http://127.0.0.1:9")
     with Cache(provider, path=target, snapshot=tmp_path / "content.snap") as cache:
         assert cache.seeded is not None
-        assert cache.stats()["schema_version"] == 7
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION
         assert cache.count() == 12
         assert [r.id for r in cache.entries(where={"title": {"match": "TITLE 1"}})] == \
             ["e01", "e10", "e11"]
@@ -221,7 +221,7 @@ def test_a_v2_store_upgrades_on_open_and_derives_its_vendors_links(tmp_path: Pat
     assert not any(row[0] in ("post", "k1") for row in before)     # v2 knew Contentful only
     assert "linkrecord_source_id" in _schema(path)
     with Cache.open(path) as cache:
-        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 7
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 8
         post = cache.entry("post")
         assert post is not None
         # Version 3 derived every vendor's shapes into the links table (the Contentstack
@@ -242,7 +242,7 @@ def test_a_v2_store_upgrades_on_open_and_derives_its_vendors_links(tmp_path: Pat
     try:
         assert conn.execute("SELECT id, codename FROM entry_codenames").fetchall() == \
             [("k1", "first")]
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()
@@ -264,7 +264,7 @@ def test_a_v2_snapshot_seeds_an_upgraded_store(tmp_path: Path) -> None:
     provider = Contentful("space1", "token", "master", base_url="http://127.0.0.1:9")
     with Cache(provider, path=target, snapshot=tmp_path / "content.snap") as cache:
         assert cache.seeded is not None
-        assert cache.stats()["schema_version"] == 7
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION
         assert [r.id for r in cache.referrers("e03")] == ["e04"]
         assert [r.id for r in cache.referrers("pic")] == []  # a Contentstack shape, see above
     assert "links_target" in _schema(target)
@@ -301,7 +301,7 @@ def test_a_v3_store_gets_its_search_index_built_again(tmp_path: Path) -> None:
     make_v3_store(path)
     assert _schema(path)["search_index"] == _V3_SEARCH
     with Cache.open(path) as cache:  # a reader: the upgrade builds the index as it opens
-        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 7
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION == 8
         assert sorted(h.id for h in cache.search("title", limit=100)) == \
             [f"e{n:02d}" for n in range(12)]
         assert [h.id for h in cache.search("title 11")] == ["e11"]
@@ -311,7 +311,7 @@ def test_a_v3_store_gets_its_search_index_built_again(tmp_path: Path) -> None:
     assert "search_text_" + b"en-US".hex() in upgraded
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()
@@ -334,7 +334,7 @@ def test_a_v3_snapshot_seeds_a_store_that_searches_offline(tmp_path: Path) -> No
     provider = Contentful("space1", "token", "master", base_url="http://127.0.0.1:9")
     with Cache(provider, path=target, snapshot=tmp_path / "content.snap") as cache:
         assert cache.seeded is not None
-        assert cache.stats()["schema_version"] == 7
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION
         assert [h.id for h in cache.search("title 4")] == ["e04"]
         assert cache.search("stale") == []
 
@@ -361,7 +361,7 @@ def test_a_v4_store_gets_a_links_trigger_per_vendor(tmp_path: Path) -> None:
     path = tmp_path / "v4.sqlite3"
     make_v4_store(path)
     with Cache.open(path) as cache:
-        assert cache.stats()["schema_version"] == 7
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION
         links = cache.stats()["links"]
     conn = sqlite3.connect(path)
     try:
@@ -408,7 +408,7 @@ def test_a_v5_store_gets_the_one_pass_links_triggers(tmp_path: Path) -> None:
         conn.close()
     assert before and "json_array" not in _schema(path)["entries_links_contentful_insert"]
     with Cache.open(path) as cache:
-        assert cache.stats()["schema_version"] == 7
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION
     assert "json_array" in _schema(path)["entries_links_contentful_update"]
     conn = sqlite3.connect(path)
     try:
@@ -456,7 +456,7 @@ def test_a_v6_search_index_is_built_again_without_its_copy_of_the_text(tmp_path:
     db.close()
     assert "content = ''" not in _schema(path)["search_text_" + b"en-US".hex()]
     with Cache.open(path) as cache:
-        assert cache.stats()["schema_version"] == 7
+        assert cache.stats()["schema_version"] == schema.SCHEMA_VERSION
         assert cache.search("stale") == []  # built from the entries, not the old copy
         hits = cache.search("title 11")
         assert [h.id for h in hits] == ["e11"] and "[11]" in hits[0].snippet
