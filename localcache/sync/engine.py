@@ -308,16 +308,18 @@ class SyncEngine:
         keep_documents = bool(signals.entry_changed.receivers or signals.asset_changed.receivers)
         with self.store.write():
             conn = self.store.raw_connection()
-            written.append(self._write_one(first, initial, tally, keep_documents))
+            written.append(self._write_one(first, initial, tally))
             items = len(first.deltas)
             limit = 0 if initial else GROUP_ITEMS
             while (items < limit and time.monotonic() - started < GROUP_SECONDS
                    and pages.ready()):
+                if not keep_documents:  # the group goes on: hold no records for nothing
+                    written[-1] = written[-1].without_documents()
                 conn.execute("SAVEPOINT lc_page")
                 try:
                     page = next(stream, None)
                     if page is not None:
-                        written.append(self._write_one(page, initial, tally, keep_documents))
+                        written.append(self._write_one(page, initial, tally))
                         items += len(page.deltas)
                     conn.execute("RELEASE lc_page")
                 except BaseException as exc:
@@ -431,11 +433,9 @@ class SyncEngine:
         else:
             index_changes(conn, changes, self._chain, prepared, indexed)
 
-    def _write_one(self, page: Page, initial: bool, tally: _Tally,
-                   keep_documents: bool = True) -> _Written:
+    def _write_one(self, page: Page, initial: bool, tally: _Tally) -> _Written:
         """Write one page inside the caller's transaction; what it changed, and the entries
-        linking to what it changed (read in that transaction). Without ``keep_documents``
-        the changes do not hold the records (nothing would signal them)."""
+        linking to what it changed (read in that transaction)."""
         store = self.store
         self._write_locales(page)
         conn = store.raw_connection()
@@ -456,10 +456,6 @@ class SyncEngine:
             **({"last_sync_at": _now()} if page.last else {}),
             **({"page_limit": str(page.limit)} if page.limit is not None else {}),
         )
-        if not keep_documents:
-            changes = PageChanges(*([replace(c, document=None) for c in group]
-                                    for group in (changes.added, changes.updated,
-                                                  changes.deleted)))
         return _Written.of(page, changes, affected)
 
     def _announce(self, written: _Written, tally: _Tally) -> None:
@@ -584,6 +580,13 @@ class _Written:
     @staticmethod
     def of(page: Page, changes: PageChanges, affected: tuple[str, ...]) -> _Written:
         return _Written(changes, affected, len(page.deltas), page.total)
+
+    def without_documents(self) -> _Written:
+        """The same, holding no records (read back after commit if a signal needs one)."""
+        bare = PageChanges(*([RecordChange(c.record_type, c.id, c.content_type) for c in group]
+                             for group in (self.changes.added, self.changes.updated,
+                                           self.changes.deleted)))
+        return _Written(bare, self.affected, self.items, self.total)
 
 
 def _iterate(pages: Iterator[Page]) -> Iterator[Page]:

@@ -6,15 +6,16 @@ seen where it lands: the database file itself (a commit only appends to the ``-w
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from support import article, make_cache
 
 from localcache import signals
-from localcache.store.schema import WAL_AUTOCHECKPOINT_PAGES
 from localcache.sync import checkpoint
 
 
@@ -23,29 +24,35 @@ def _publish(space: Any, n: int) -> None:
         space.publish_entry(f"e{i:03d}", "article", article(f"Title {i}", de=f"Titel {i}"))
 
 
-def test_the_writer_does_not_checkpoint_during_a_sync_and_a_thread_does(
-    emulator: Any, store_path: Path
+def test_the_writer_leaves_checkpoints_to_a_thread_during_a_sync(
+    emulator: Any, store_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _publish(emulator.space, 30)
-    seen: list[tuple[int, int]] = []
+    monkeypatch.setattr(checkpoint, "BACKSTOP", 1_000_000)  # the writer would never
+    seen: list[tuple[int, int, int]] = []
     with make_cache(emulator, store_path, limit=10) as cache:
         writer: sqlite3.Connection = cache._store.raw_connection()  # the syncing thread's
+        writer.execute("PRAGMA wal_autocheckpoint = 2")  # pages: a small sync reaches it
+        shm = os.open(f"{store_path}-shm", os.O_RDONLY)
 
         def at_commit(sender: Any, changes: Any) -> None:
-            # The page is committed to the WAL; give the thread time to copy it back.
             setting = writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-            time.sleep(3 * checkpoint.INTERVAL)
-            seen.append((setting, store_path.stat().st_size))
+            waiting = checkpoint.pending_frames(shm)
+            time.sleep(5 * checkpoint.POLL)  # the thread's turn
+            seen.append((setting, waiting, checkpoint.pending_frames(shm)))
 
         size_before = store_path.stat().st_size
-        with signals.changes_committed.connected_to(at_commit, sender=cache):
-            cache.sync()
-        assert len(seen) == 3
-        assert {setting for setting, _ in seen} == {0}
-        # Far below the writer's own threshold, yet the database file grew during the sync.
-        assert seen[-1][1] > size_before
-        assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == \
-            WAL_AUTOCHECKPOINT_PAGES
+        try:
+            with signals.changes_committed.connected_to(at_commit, sender=cache):
+                cache.sync()
+        finally:
+            os.close(shm)
+        assert [setting for setting, _, _ in seen] == [2_000_000] * 3
+        # Each commit left frames to copy; the thread copied them into the file.
+        assert all(waiting >= 2 for _, waiting, _ in seen)
+        assert all(left == 0 for _, _, left in seen)
+        assert store_path.stat().st_size > size_before
+        assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 2
         assert cache.count() == 30
 
 
@@ -58,6 +65,6 @@ def test_an_application_that_turned_checkpoints_off_keeps_them_off(
         writer.execute("PRAGMA wal_autocheckpoint = 0")
         size_before = store_path.stat().st_size
         cache.sync()
-        time.sleep(2 * checkpoint.INTERVAL)
+        time.sleep(5 * checkpoint.POLL)
         assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
         assert store_path.stat().st_size == size_before
