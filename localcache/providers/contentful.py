@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
@@ -40,6 +41,7 @@ from ..model import (
     RecordType,
     StoreScope,
 )
+from .ahead import RequestAhead
 from .base import listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url, parse_float_header
 from .wire import asset_file, decode_json_object, is_text
@@ -220,12 +222,21 @@ class Contentful:
     def pages(self, token: ContinuationToken | None) -> Iterator[Page]:
         number = 0
         fresh = token is None  # an initial sync begun here can start over with a smaller page
+        ahead: RequestAhead[HttpResponse] | None = None  # the next page, asked for early
         while True:
             number += 1
             params = self._initial_params() if token is None else {"sync_token": token.value}
             try:
-                response = self._get("/sync", params, what=f"sync page {number}", token=token)
+                if ahead is not None and token is not None and ahead.key == token.value:
+                    response = ahead.result()
+                else:
+                    if ahead is not None:
+                        ahead.settle()
+                    response = self._get("/sync", params, what=f"sync page {number}",
+                                         token=token)
+                ahead = None
             except SyncError as error:
+                ahead = None
                 if not (_too_big(error) and self.limit_in_use > 1):
                     raise
                 self.limit_in_use //= 2
@@ -238,6 +249,7 @@ class Contentful:
                         request_id=error.request_id) from error
                 token = None  # the first request again, or the initial sync over
                 continue
+            ahead = self._ask_ahead(response.body, number + 1)
             page = self.parse_page(response, number)
             del response  # its body, a page's size, is not kept while the page is applied
             if fresh:  # the page size this initial sync asked for (its token keeps it)
@@ -246,6 +258,19 @@ class Contentful:
             if page.last:
                 return
             token = page.next_token
+
+    def _ask_ahead(self, body: bytes, number: int) -> RequestAhead[HttpResponse] | None:
+        """The request for page ``number``, sent now if this body names its token (see
+        providers/ahead.py): parsing this page overlaps the next one's round trip."""
+        found = _next_page_url(body)
+        if found is None:
+            return None
+        value = parse_qs(urlsplit(found).query).get("sync_token", [""])[0]
+        if not value:
+            return None
+        guess = ContinuationToken(value, "page")
+        return RequestAhead(value, lambda: self._get(
+            "/sync", {"sync_token": value}, what=f"sync page {number}", token=guess))
 
     def _initial_params(self) -> dict[str, str]:
         params = {"initial": "true"}
@@ -350,6 +375,21 @@ def _content_type(item: Any) -> ContentTypeInfo:
                                required=bool(f.get("required", False)))
                      for f in fields if not f.get("omitted")),
         updated_at=updated if is_text(updated) else None, raw=item)
+
+
+_NEXT_PAGE_KEY = b'"nextPageUrl"'
+_NEXT_PAGE_VALUE = re.compile(rb'\s*:\s*"([^"\\]+)"')
+
+
+def _next_page_url(body: bytes) -> str | None:
+    """A guess at the body's ``nextPageUrl``, from its bytes: the last such key (the CDA
+    writes it after the items; a key inside a JSON string is escaped, so only a real key, of
+    this object or a nested one, matches). The parsed page decides."""
+    at = body.rfind(_NEXT_PAGE_KEY)
+    if at < 0:
+        return None
+    found = _NEXT_PAGE_VALUE.match(body, at + len(_NEXT_PAGE_KEY))
+    return found.group(1).decode("utf-8", "replace") if found else None
 
 
 def _token_from_url(url: Any, number: int) -> str:

@@ -1,0 +1,51 @@
+"""One request sent ahead, on a thread, while the provider parses the page before it.
+
+A sync's pages form a chain: each request needs the token the previous response carries. Read
+in turn, each page costs its round trip plus its parsing (a 1,000-item Contentful page: 15-20
+ms of ``json.loads`` and checks), and at 50 ms of latency that parsing was a fifth of an
+initial sync. The token sits at a known key of the body, so a provider can find it in the raw
+bytes first, send the next request, and parse while it travels (:class:`RequestAhead`). The
+guess is only a guess: the page parsed in full decides, and a request sent for any other token
+is waited for and dropped (never two requests at once on the provider's Session), and the right
+one sent.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+__all__ = ["RequestAhead"]
+
+T = TypeVar("T")
+
+
+class RequestAhead(Generic[T]):
+    """``send()`` run on a daemon thread from construction; :meth:`result` waits for it and
+    returns what it returned, or raises what it raised."""
+
+    def __init__(self, key: str, send: Callable[[], T]) -> None:
+        self.key = key
+        self._send = send
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="localcache-request-ahead",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._send()
+        except BaseException as exc:  # raised by result(), in the provider's thread
+            self._error = exc
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+    def settle(self) -> None:
+        """Wait for the request to end, and drop its outcome (a guess that was wrong)."""
+        self._thread.join()

@@ -1,0 +1,97 @@
+"""Contentful's next sync page is asked for while the page before it is parsed
+(providers/ahead.py): over real loopback HTTP, each page requested once when the guess from the
+raw body is right, and the sync still right when the guess is wrong."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from replay import ReplayServer
+
+from localcache import Cache, Contentful, signals
+from localcache.providers.contentful import _next_page_url
+
+TOKEN = "replay-token"
+BASE = "https://cdn.contentful.com/spaces/s/environments/master/sync"
+
+
+def entry(entry_id: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"sys": {"type": "Entry", "id": entry_id, "revision": 1,
+                    "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z",
+                    "contentType": {"sys": {"type": "Link", "linkType": "ContentType",
+                                            "id": "t"}}},
+            "fields": fields or {"title": {"en-US": entry_id}}}
+
+
+def chain(count: int, *, key_first: bool = False,
+          decoy: bool = False) -> list[dict[str, Any]]:
+    """``count`` pages of two entries; with ``key_first`` the next URL comes before the items,
+    and with ``decoy`` the last entry of every page but the last holds a field object with a
+    ``nextPageUrl`` key too."""
+    pages = []
+    for n in range(count):
+        last = n == count - 1
+        link = {"nextSyncUrl": f"{BASE}?sync_token=done"} if last else \
+            {"nextPageUrl": f"{BASE}?sync_token=p{n + 1}"}
+        items = [entry(f"e{n}a"), entry(f"e{n}b", {"meta": {"en-US": {
+            "nextPageUrl": f"{BASE}?sync_token=decoy{n}"}}} if decoy and not last else None)]
+        pages.append({"sys": {"type": "Array"}, **link, "items": items} if key_first
+                     else {"sys": {"type": "Array"}, "items": items, **link})
+    return pages
+
+
+def tokens(server: ReplayServer) -> list[str]:
+    asked = [parse_qs(urlsplit(p).query) for p in server.requests if "/sync" in p]
+    return [q.get("sync_token", ["initial"])[0] for q in asked]
+
+
+def sync(server: ReplayServer, path: Path) -> Any:
+    with Cache(Contentful("s", TOKEN, base_url=server.base_url), path=path) as cache:
+        result = cache.sync()
+        return result, sorted(r.id for r in cache.entries())
+
+
+def test_the_guess_reads_the_key_not_a_string(tmp_path: Path) -> None:
+    body = (b'{"items": [{"fields": {"t": {"en-US": "say \\"nextPageUrl\\": \\"x\\""}}}], '
+            b'"nextPageUrl": "https://h/sync?sync_token=real"}')
+    assert _next_page_url(body) == "https://h/sync?sync_token=real"
+    assert _next_page_url(b'{"items": [], "nextSyncUrl": "https://h/sync?sync_token=t"}') \
+        is None
+    # An escaped slash is valid JSON: no guess then, the parsed page decides.
+    assert _next_page_url(b'{"nextPageUrl": "https:\\/\\/h\\/sync?sync_token=t"}') is None
+
+
+def test_each_page_is_asked_for_once_and_ahead_of_its_turn(tmp_path: Path) -> None:
+    pages = chain(6)
+    seen_at_page_one: list[list[str]] = []
+    with ReplayServer(pages) as server:
+
+        def hold(sender: Any, changes: Any) -> None:
+            if changes.page == 1:  # the writer waits here; the fetch thread goes on
+                time.sleep(0.3)
+                seen_at_page_one.append(tokens(server))
+
+        with Cache(Contentful("s", TOKEN, base_url=server.base_url),
+                   path=tmp_path / "s.sqlite3") as cache, \
+                signals.changes_committed.connected_to(hold, sender=cache):
+            result = cache.sync()
+            ids = [r.id for r in cache.entries()]
+    assert result.pages == 6 and len(ids) == 12
+    assert tokens(server) == ["initial", "p1", "p2", "p3", "p4", "p5"]
+    # While page 1 was applied, page 2 was fetched and parsed (the prefetch: one page ahead
+    # of the writer), and page 3 asked for as page 2 was parsed (the request ahead).
+    assert seen_at_page_one == [["initial", "p1", "p2"]]
+
+
+def test_a_wrong_guess_is_dropped_and_the_right_page_asked_for(tmp_path: Path) -> None:
+    # The next URL comes before the items, and a field holds a nextPageUrl key: the guess
+    # (the last such key) names a token the server refuses.
+    pages = chain(3, key_first=True, decoy=True)
+    with ReplayServer(pages) as server:
+        result, ids = sync(server, tmp_path / "s.sqlite3")
+    assert result.pages == 3
+    assert ids == sorted(f"e{n}{x}" for n in range(3) for x in "ab")
+    assert tokens(server) == ["initial", "decoy0", "p1", "decoy1", "p2"]
