@@ -41,7 +41,7 @@ from ..model import (
     RecordType,
     StoreScope,
 )
-from .ahead import RequestAhead
+from .ahead import RequestAhead, pages_awaited
 from .base import listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url, parse_float_header
 from .wire import asset_file, decode_json_object, is_text
@@ -249,7 +249,8 @@ class Contentful:
                         request_id=error.request_id) from error
                 token = None  # the first request again, or the initial sync over
                 continue
-            ahead = self._ask_ahead(response.body, number + 1)
+            if pages_awaited():
+                ahead = self._ask_ahead(response.body, number + 1)
             page = self.parse_page(response, number)
             del response  # its body, a page's size, is not kept while the page is applied
             if fresh:  # the page size this initial sync asked for (its token keeps it)

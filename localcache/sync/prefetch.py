@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import LocalCacheError, SyncError
 from ..model import Page
+from ..providers.ahead import set_pages_awaited
 
 __all__ = ["Prefetch"]
 
@@ -77,6 +78,13 @@ class Prefetch:
             self._budget.release()
 
     def _acquire(self) -> bool:
+        """Room for one more page; tells the provider whether it had to wait for it (then
+        the writer is the slower side, and asking for pages ahead would only take its CPU:
+        see providers/ahead.py)."""
+        if self._budget.acquire(blocking=False):
+            set_pages_awaited(True)
+            return True
+        set_pages_awaited(False)
         while not self._stop.is_set():
             if self._budget.acquire(timeout=0.1):
                 return True

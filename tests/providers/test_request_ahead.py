@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 from replay import ReplayServer
 
 from localcache import Cache, Contentful, signals
+from localcache.providers.ahead import set_pages_awaited
 from localcache.providers.contentful import _next_page_url
 
 TOKEN = "replay-token"
@@ -95,3 +96,24 @@ def test_a_wrong_guess_is_dropped_and_the_right_page_asked_for(tmp_path: Path) -
     assert result.pages == 3
     assert ids == sorted(f"e{n}{x}" for n in range(3) for x in "ab")
     assert tokens(server) == ["initial", "decoy0", "p1", "decoy1", "p2"]
+
+
+def test_no_request_ahead_while_the_consumer_has_no_room(tmp_path: Path) -> None:
+    """A prefetching engine that had to wait for room (its writer is the slower side) says
+    so; the provider then asks for each page in its turn only."""
+    with ReplayServer(chain(4)) as server:
+        provider = Contentful("s", TOKEN, base_url=server.base_url)
+        pages = provider.pages(None)
+        try:
+            set_pages_awaited(False)
+            assert next(pages).number == 1
+            time.sleep(0.2)
+            assert tokens(server) == ["initial"]
+            set_pages_awaited(True)
+            assert next(pages).number == 2  # asked for now; page 3 asked for ahead
+            time.sleep(0.2)
+            assert tokens(server) == ["initial", "p1", "p2"]
+        finally:
+            pages.close()
+            set_pages_awaited(True)
+            provider.close()
