@@ -115,7 +115,7 @@ def test_a_page_that_fails_in_a_group_keeps_the_pages_before_it(
     with _cache(emu, store_path) as cache:
         cache.sync()
         _edit(emu.space, ids, "second")
-        writer = _Writer(cache)
+        writer = _Writer(cache, pause=0.15)  # three pages stay within GROUP_SECONDS
         armed: list[bool] = []
 
         def break_the_server() -> None:
