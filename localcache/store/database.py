@@ -223,13 +223,6 @@ class Store:
                 if self._closed:  # only close() waits on it
                     self._activity.notify_all()
 
-    def mapped_error(self, exc: BaseException) -> BaseException:
-        """``exc`` as localcache raises it: SQLite's and peewee's errors become StoreError
-        (:meth:`_error`); any other is itself."""
-        if isinstance(exc, (PeeweeException, sqlite3.Error)):
-            return self._error(exc)
-        return exc
-
     def _error(self, exc: Exception) -> StoreError:
         """SQLite's error as localcache's; a closed store says so rather than what broke."""
         return _closed_error(self.path) if self._closed else store_error(self.path, exc)

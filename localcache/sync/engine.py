@@ -44,13 +44,6 @@ __all__ = ["SyncEngine", "SyncResult", "TypeCounts"]
 
 log = logging.getLogger("localcache.sync")
 
-GROUP_ITEMS = 5000
-"""At most this many items in one transaction of pages that had all arrived (see
-``SyncEngine._commit_group``)."""
-GROUP_SECONDS = 1.0
-"""And no page joins a transaction open for this long: the UI sees progress at least this
-often, and closing the Cache waits for one transaction at most."""
-
 
 @dataclass(frozen=True)
 class TypeCounts:
@@ -270,71 +263,13 @@ class SyncEngine:
 
     def _pages(self, token: ContinuationToken | None, initial: bool, tally: _Tally) -> None:
         with Prefetch(self.provider.pages(token)) as pages:
-            stream = iter(pages)
-            for first in stream:
-                written, failure = self._commit_group(first, stream, pages, initial, tally)
-                del first
-                for one in written:
-                    self._announce(one, tally)
+            for page in pages:
+                with self.store.write():
+                    written = self._write_one(page, initial, tally)
+                del page
+                self._announce(written, tally)
                 del written
                 trim_heap()  # memory flat with size: see sync/memory.py
-                if failure is not None:
-                    raise failure
-
-    def _commit_group(
-        self, first: Page, stream: Iterator[Page], pages: Prefetch, initial: bool,
-        tally: _Tally,
-    ) -> tuple[list[_Written], BaseException | None]:
-        """Write ``first``; then, in a delta sync, in the same transaction, each next page
-        that has already arrived (``pages.ready()``), up to ``GROUP_ITEMS`` items and
-        ``GROUP_SECONDS``. A page that must still be waited for is not waited for with the
-        transaction open: the commit goes first. Each page after the first is written under
-        a savepoint; one that fails is rolled back alone, the pages before it are committed
-        (and announced) as if each had committed alone, and its error is returned, to be
-        raised after them.
-
-        Why: every commit writes each B-tree page it dirtied to the WAL, and a delta's edits
-        dirty nearly the same pages of the random indexes (hot fields, link targets, the
-        search index) at every page of deltas. A delta of 10,000 edits on a 100k store wrote
-        half as much in groups, and took a fifth less time (docs/benchmarks.md). A reader
-        never sees half a page: a group commits whole pages only, its last token with them,
-        and the signals still come page by page, after the commit that holds them. An
-        initial sync keeps one transaction a page, so an app shows its first page as soon as
-        it is stored and each page's progress as it lands (grouping saved 12-16% of a 100k
-        initial sync's wall time too: not taken, see docs/reliability.md)."""
-        written: list[_Written] = []
-        failure: BaseException | None = None
-        started = time.monotonic()
-        keep_documents = bool(signals.entry_changed.receivers or signals.asset_changed.receivers)
-        with self.store.write():
-            conn = self.store.raw_connection()
-            written.append(self._write_one(first, initial, tally))
-            items = len(first.deltas)
-            limit = 0 if initial else GROUP_ITEMS
-            while (items < limit and time.monotonic() - started < GROUP_SECONDS
-                   and pages.ready()):
-                if not keep_documents:  # the group goes on: hold no records for nothing
-                    written[-1] = written[-1].without_documents()
-                conn.execute("SAVEPOINT lc_page")
-                try:
-                    page = next(stream, None)
-                    if page is not None:
-                        written.append(self._write_one(page, initial, tally))
-                        items += len(page.deltas)
-                    conn.execute("RELEASE lc_page")
-                except BaseException as exc:
-                    if not conn.in_transaction:  # SQLite rolled it all back (a full disk)
-                        raise
-                    conn.execute("ROLLBACK TO lc_page")
-                    conn.execute("RELEASE lc_page")
-                    failure = exc
-                    break
-                if page is None:
-                    break
-                del page
-        if failure is not None:
-            failure = self.store.mapped_error(failure)
-        return written, failure
 
     @staticmethod
     def _tally_page(conn: sqlite3.Connection, changes: PageChanges, tally: _Tally) -> None:
@@ -569,8 +504,7 @@ def _now() -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Written:
-    """One page written, as its announcement after the commit needs it (not the page: a
-    group of pages keeps these only)."""
+    """One page written, as its announcement after the commit needs it."""
 
     changes: PageChanges
     affected: tuple[str, ...]
@@ -581,15 +515,8 @@ class _Written:
     def of(page: Page, changes: PageChanges, affected: tuple[str, ...]) -> _Written:
         return _Written(changes, affected, len(page.deltas), page.total)
 
-    def without_documents(self) -> _Written:
-        """The same, holding no records (read back after commit if a signal needs one)."""
-        bare = PageChanges(*([RecordChange(c.record_type, c.id, c.content_type) for c in group]
-                             for group in (self.changes.added, self.changes.updated,
-                                           self.changes.deleted)))
-        return _Written(bare, self.affected, self.items, self.total)
-
 
 def _iterate(pages: Iterator[Page]) -> Iterator[Page]:
-    """The pages, prefetched one ahead (a rebuild's shadow pages: one transaction each)."""
+    """The pages, each fetched on a thread while the one before it is applied."""
     with Prefetch(pages) as prefetch:
         yield from prefetch

@@ -5,8 +5,9 @@ fetched), so memory stays flat whatever the size of the space. With the search i
 thread also extracts each fetched page's entry texts once it has handed the page over (see
 ``TextsAhead`` in store/search.py): Python work that overlaps the writer's SQLite work.
 
-:meth:`Prefetch.ready` tells the writer whether the next page is already here, so it can
-apply it in the same transaction instead of committing first (the engine's page groups).
+The thread also tells the provider whether it had to wait for room before asking for the next
+page (``set_pages_awaited``): a provider that asks for pages ahead of their turn does so only
+while the writer is waiting for them (providers/ahead.py).
 """
 
 from __future__ import annotations
@@ -56,11 +57,6 @@ class Prefetch:
         self._stop.set()
         self._ahead.end()
         self._worker.join(timeout=5)
-
-    def ready(self) -> bool:
-        """Whether the next page (or the end, or the error that ends it) is already here:
-        taking it does not wait for the network."""
-        return not self._ready.empty()
 
     def __iter__(self) -> Iterator[Page]:
         while True:
