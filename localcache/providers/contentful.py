@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
@@ -41,7 +40,7 @@ from ..model import (
     RecordType,
     StoreScope,
 )
-from .ahead import RequestAhead, pages_awaited
+from .ahead import RequestAhead, guess_string, pages_awaited
 from .base import listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url, parse_float_header
 from .wire import asset_file, decode_json_object, is_text
@@ -378,19 +377,9 @@ def _content_type(item: Any) -> ContentTypeInfo:
         updated_at=updated if is_text(updated) else None, raw=item)
 
 
-_NEXT_PAGE_KEY = b'"nextPageUrl"'
-_NEXT_PAGE_VALUE = re.compile(rb'\s*:\s*"([^"\\]+)"')
-
-
 def _next_page_url(body: bytes) -> str | None:
-    """A guess at the body's ``nextPageUrl``, from its bytes: the last such key (the CDA
-    writes it after the items; a key inside a JSON string is escaped, so only a real key, of
-    this object or a nested one, matches). The parsed page decides."""
-    at = body.rfind(_NEXT_PAGE_KEY)
-    if at < 0:
-        return None
-    found = _NEXT_PAGE_VALUE.match(body, at + len(_NEXT_PAGE_KEY))
-    return found.group(1).decode("utf-8", "replace") if found else None
+    """A guess at the body's ``nextPageUrl`` (see providers/ahead.py)."""
+    return guess_string(body, "nextPageUrl")
 
 
 def _token_from_url(url: Any, number: int) -> str:

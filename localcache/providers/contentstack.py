@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Mapping
+from functools import partial
 from typing import Any
 
 from ..assets.model import (
@@ -43,6 +44,7 @@ from ..model import (
     RecordType,
     StoreScope,
 )
+from .ahead import RequestAhead, guess_string, pages_awaited
 from .base import check_fallbacks, listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
 from .wire import asset_file, decode_json_object, is_text
@@ -190,6 +192,7 @@ class Contentstack:
 
     def pages(self, token: ContinuationToken | None) -> Iterator[Page]:
         number = 0
+        ahead: RequestAhead[HttpResponse] | None = None  # the next page, asked for early
         while True:
             number += 1
             params = {"environment": self.environment}
@@ -200,15 +203,31 @@ class Contentstack:
             else:
                 params["sync_token"] = token.value
             what = f"sync page {number}"
-            response = self._http.request("GET", f"{self.base_url}/v3/stacks/sync",
-                                          params=params, what=what)
+            if (ahead is not None and token is not None and token.kind == "page"
+                    and ahead.key == token.value):
+                response = ahead.result()
+            else:
+                if ahead is not None:
+                    ahead.settle()
+                response = self._get_sync(params, what)
+            ahead = None
             if response.status >= 300:
                 raise self._error(response, what, token)
+            guess = guess_string(response.body, "pagination_token")
+            if guess is not None and pages_awaited():
+                # Parsing this page overlaps the next one's round trip (providers/ahead.py).
+                ahead = RequestAhead(guess, partial(
+                    self._get_sync, {"environment": self.environment, "pagination_token": guess},
+                    f"sync page {number + 1}"))
             page = self.parse_page(response, number)
             yield page
             if page.last:
                 return
             token = page.next_token
+
+    def _get_sync(self, params: dict[str, str], what: str) -> HttpResponse:
+        return self._http.request("GET", f"{self.base_url}/v3/stacks/sync", params=params,
+                                  what=what)
 
     def _error(self, response: HttpResponse, what: str,
                token: ContinuationToken | None) -> SyncError:

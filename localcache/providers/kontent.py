@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator, Mapping
+from functools import partial
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -45,6 +46,7 @@ from ..model import (
     Page,
     StoreScope,
 )
+from .ahead import RequestAhead, pages_awaited
 from .base import check_fallbacks, listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
 from .wire import asset_file, decode_json_object, is_text
@@ -251,6 +253,7 @@ class Kontent:
     def _load(self, sync_token: str, language: int, feed: str | None,
               number: int) -> Iterator[Page]:
         passes = self._feed_passes()
+        ahead: RequestAhead[HttpResponse] | None = None  # the pass's next page, asked early
         while True:
             number += 1
             if language >= len(passes):
@@ -258,11 +261,20 @@ class Kontent:
                            next_token=ContinuationToken(sync_token, "sync"))
                 return
             what = f"items feed page {number}"
-            # A refused continuation of the feed is a refused token: the engine starts over.
-            response = self._call("GET", f"/{self._env}/items-feed", what,
-                                  params={**self._content_filters(), **passes[language]},
-                                  continuation=feed,
-                                  token=ContinuationToken(feed, "page") if feed else None)
+            params = {**self._content_filters(), **passes[language]}
+            if ahead is not None and feed is not None and ahead.key == feed:
+                response = ahead.result()
+            else:
+                if ahead is not None:
+                    ahead.settle()
+                response = self._feed_page(params, feed, what)
+            ahead = None
+            following = response.headers.get(CONTINUATION) or None
+            if following is not None and pages_awaited():
+                # The same pass goes on: ask for its next page while this one is parsed
+                # (providers/ahead.py).
+                ahead = RequestAhead(following, partial(
+                    self._feed_page, params, following, f"items feed page {number + 1}"))
             body = decode_json_object(response, what=what, page=number).data
             items = body.get("items")
             if not isinstance(items, list):
@@ -270,7 +282,7 @@ class Kontent:
             # Filed under each variant's own language, as the sync reports it: with the
             # ``language`` filter, a variant served by fallback is the fallback language's.
             deltas = [_variant(item, number, position) for position, item in enumerate(items)]
-            feed = response.headers.get(CONTINUATION) or None
+            feed = following
             if feed is None:
                 language += 1
             if language >= len(passes):
@@ -280,6 +292,12 @@ class Kontent:
             state = {"sync": sync_token, "lang": language, "feed": feed}
             yield Page(number=number, deltas=deltas,
                        next_token=ContinuationToken(_LOAD + json.dumps(state), "page"))
+
+    def _feed_page(self, params: dict[str, str], feed: str | None, what: str) -> HttpResponse:
+        # A refused continuation of the feed is a refused token: the engine starts over.
+        return self._call("GET", f"/{self._env}/items-feed", what, params=params,
+                          continuation=feed,
+                          token=ContinuationToken(feed, "page") if feed else None)
 
     def _feed_passes(self) -> list[dict[str, str]]:
         """The language parameters of each ``items-feed`` pass: the load holds what the sync
