@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from functools import partial
 from typing import Any
@@ -61,6 +62,8 @@ CONTINUATION = "X-Continuation"
 V2_PAGE_FULL = 100
 TYPES_LIMIT = 1000  # content types per /types request
 DEFAULT_LANGUAGE_ID = "00000000-0000-0000-0000-000000000000"
+LANGUAGES_FRESH = 60.0
+"""Seconds for which the first load reuses the languages a sync has just read."""
 _LANGUAGE_FILTERS = ("language", "system.language")
 _V1_FILTERS = ("system.type", "system.collection", *_LANGUAGE_FILTERS)
 _OPERATORS = ("", "[eq]", "[neq]", "[in]", "[nin]")
@@ -87,6 +90,7 @@ class Kontent:
         asset_base_url: str | None = None,
     ) -> None:
         require_text(environment_id, "Kontent needs an environment_id")
+        self._listed: tuple[float, list[LocaleInfo] | None] | None = None
         if api_version not in (1, 2):
             raise ConfigurationError(f"api_version must be 1 or 2, not {api_version!r}")
         if preview and not api_key:
@@ -177,6 +181,7 @@ class Kontent:
             if exc.status != 404:
                 raise
             log.warning("%s; learning languages from the content instead", exc)
+            self._listed = (time.monotonic(), None)
             return None
         languages = decode_json_object(response, what="languages response").data.get("languages")
         if not isinstance(languages, list):
@@ -190,7 +195,17 @@ class Kontent:
             default = system.get("id") == DEFAULT_LANGUAGE_ID or position == 0
             locales.append(LocaleInfo(code=code, name=str(system.get("name") or ""),
                                       default=default and not any(x.default for x in locales)))
-        return self._with_fallbacks(locales)
+        listed = self._with_fallbacks(locales)
+        self._listed = (time.monotonic(), listed)
+        return listed
+
+    def _languages(self) -> list[LocaleInfo] | None:
+        """The languages as :meth:`fetch_locales` read them moments ago (the engine asks at
+        the start of every sync, and the first load needs them again: a round trip saved),
+        else read now."""
+        if self._listed is not None and time.monotonic() - self._listed[0] < LANGUAGES_FRESH:
+            return self._listed[1]
+        return self.fetch_locales()
 
     def _with_fallbacks(self, locales: list[LocaleInfo]) -> list[LocaleInfo]:
         """Each language's fallback: what ``fallbacks=`` names, else the default language."""
@@ -309,7 +324,7 @@ class Kontent:
             # Without ``language``, Delivery would serve the default language's variants.
             chosen["language"] = chosen.get("language") or chosen["system.language"]
             return [chosen]
-        listed = self.fetch_locales()
+        listed = self._languages()
         if listed is None:
             return [{}]
         return [{"language": loc.code, "system.language": loc.code} for loc in listed]
