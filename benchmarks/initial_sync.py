@@ -146,10 +146,16 @@ MODES = ("naive100", "naive", "fetch", "localcache", "nosearch")
 
 
 def run_child(mode: str, base_url: str, space: str, environment: str) -> dict[str, Any]:
+    return child_figures(__file__, ["--child", mode, "--url", base_url, "--space", space,
+                                    "--environment", environment], f"{mode} client")
+
+
+def child_figures(script: str, args: list[str], what: str) -> dict[str, Any]:
+    """Run ``script`` with ``args`` and ``--db`` (a scratch file) in a child process; the
+    JSON it prints, with its own peak RSS and CPU time (``os.wait4``)."""
     with tempfile.TemporaryDirectory(prefix="lc-bench-") as scratch:
         proc = subprocess.Popen(
-            [sys.executable, __file__, "--child", mode, "--url", base_url, "--space", space,
-             "--environment", environment, "--db", str(Path(scratch) / "bench.sqlite3")],
+            [sys.executable, script, *args, "--db", str(Path(scratch) / "bench.sqlite3")],
             stdout=subprocess.PIPE,
         )
         assert proc.stdout is not None
@@ -157,7 +163,7 @@ def run_child(mode: str, base_url: str, space: str, environment: str) -> dict[st
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
-            raise SystemExit(f"{mode} client failed with exit code {proc.returncode}")
+            raise SystemExit(f"{what} failed with exit code {proc.returncode}")
         figures: dict[str, Any] = json.loads(out)
         figures["peak_rss_mb"] = usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
         figures["cpu_seconds"] = usage.ru_utime + usage.ru_stime

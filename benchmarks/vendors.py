@@ -40,7 +40,6 @@ import random
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -156,29 +155,25 @@ def serve(vendor: str, entries: int, latency: float) -> None:
 
 # -- clients -------------------------------------------------------------------------------------
 
-_NEXT_PAGE = re.compile(rb'"nextPageUrl"\s*:\s*"([^"]+)"')
 _PAGINATION_TOKEN = re.compile(rb'"pagination_token"\s*:\s*"([^"]+)"')
 _CODENAME = re.compile(rb'"codename"\s*:\s*"([^"]+)"')
 
 
-def fetch_contentful(info: dict[str, Any]) -> dict[str, Any]:
-    import requests
+def _initial_sync() -> Any:
+    """benchmarks/initial_sync.py, whose fetch client and child runner this script shares."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import initial_sync
 
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {TOKEN}"
-    url = f"{info['url']}/spaces/{info['space']}/environments/{info['environment']}/sync"
-    params: dict[str, str] | None = {"initial": "true", "limit": str(CONTENTFUL_LIMIT)}
-    pages = 0
-    started = time.perf_counter()
-    while True:
-        response = session.get(url, params=params)
-        response.raise_for_status()
-        pages += 1
-        found = _NEXT_PAGE.search(response.content)
-        if found is None:
-            break
-        url, params = found.group(1).decode(), None
-    return {"seconds": time.perf_counter() - started, "pages": pages}
+    return initial_sync
+
+
+def fetch_contentful(info: dict[str, Any]) -> dict[str, Any]:
+    """``initial_sync.py``'s fetch-alone client (1000 a page, ``nextPageUrl`` from the bytes)."""
+    initial_sync = _initial_sync()
+    assert initial_sync.LIMIT == CONTENTFUL_LIMIT
+    figures: dict[str, Any] = initial_sync.fetch_client(
+        info["url"], info["space"], info["environment"], Path(os.devnull))
+    return figures
 
 
 def fetch_contentstack(info: dict[str, Any]) -> dict[str, Any]:
@@ -254,22 +249,11 @@ FETCHERS = {"contentful": fetch_contentful, "contentstack": fetch_contentstack,
 
 
 def run_child(client: str, info: dict[str, Any]) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="lc-bench-") as scratch:
-        proc = subprocess.Popen(
-            [sys.executable, __file__, "--child", client, "--info", json.dumps(info),
-             "--db", str(Path(scratch) / "bench.sqlite3")],
-            stdout=subprocess.PIPE,
-        )
-        assert proc.stdout is not None
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            raise SystemExit(f"{info['vendor']} {client} client failed with exit code "
-                             f"{proc.returncode}")
-        figures: dict[str, Any] = json.loads(out)
-        figures["cpu_seconds"] = usage.ru_utime + usage.ru_stime
-        return figures
+    initial_sync = _initial_sync()
+    figures: dict[str, Any] = initial_sync.child_figures(
+        __file__, ["--child", client, "--info", json.dumps(info)],
+        f"{info['vendor']} {client} client")
+    return figures
 
 
 # -- the run -------------------------------------------------------------------------------------
