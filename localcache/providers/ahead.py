@@ -21,9 +21,10 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["RequestAhead", "guess_string", "pages_awaited", "set_pages_awaited"]
+__all__ = ["RequestAhead", "guess_string", "pages_awaited", "parse_beside", "set_pages_awaited",
+           "settle"]
 
 _STRING_VALUE = re.compile(rb'\s*:\s*"([^"\\]+)"')
 
@@ -41,6 +42,7 @@ def guess_string(body: bytes, key: str) -> str | None:
     return found.group(1).decode("utf-8", "replace") if found else None
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 
 class RequestAhead(Generic[T]):
@@ -86,3 +88,21 @@ def set_pages_awaited(awaited: bool) -> None:
 def pages_awaited() -> bool:
     """Whether asking ahead can help, as this thread's consumer last said (yes by default)."""
     return bool(getattr(_demand, "awaited", True))
+
+
+def settle(ahead: RequestAhead[Any] | None) -> None:
+    """Wait for a request sent ahead that will not be used (the last page came; a guess was
+    wrong), so that it never runs beside the provider's next request, in this sync or the
+    next. (A generator abandoned by its consumer leaves it to its daemon thread: a stopped
+    sync does not wait for the network.)"""
+    if ahead is not None:
+        ahead.settle()
+
+
+def parse_beside(ahead: RequestAhead[Any] | None, parse: Callable[[], P]) -> P:
+    """``parse()`` while ``ahead`` travels; if it raises, the request is settled first."""
+    try:
+        return parse()
+    except BaseException:
+        settle(ahead)
+        raise

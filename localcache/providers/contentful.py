@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -40,7 +41,7 @@ from ..model import (
     RecordType,
     StoreScope,
 )
-from .ahead import RequestAhead, guess_string, pages_awaited
+from .ahead import RequestAhead, guess_string, pages_awaited, parse_beside, settle
 from .base import listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url, parse_float_header
 from .wire import asset_file, decode_json_object, is_text
@@ -250,12 +251,13 @@ class Contentful:
                 continue
             if pages_awaited():
                 ahead = self._ask_ahead(response.body, number + 1)
-            page = self.parse_page(response, number)
+            page = parse_beside(ahead, partial(self.parse_page, response, number))
             del response  # its body, a page's size, is not kept while the page is applied
             if fresh:  # the page size this initial sync asked for (its token keeps it)
                 page = replace(page, limit=self.limit_in_use)
             yield page
             if page.last:
+                settle(ahead)  # a guess from a key inside the content
                 return
             token = page.next_token
 

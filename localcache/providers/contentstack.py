@@ -44,7 +44,7 @@ from ..model import (
     RecordType,
     StoreScope,
 )
-from .ahead import RequestAhead, guess_string, pages_awaited
+from .ahead import RequestAhead, guess_string, pages_awaited, parse_beside, settle
 from .base import check_fallbacks, listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
 from .wire import asset_file, decode_json_object, is_text
@@ -219,9 +219,10 @@ class Contentstack:
                 ahead = RequestAhead(guess, partial(
                     self._get_sync, {"environment": self.environment, "pagination_token": guess},
                     f"sync page {number + 1}"))
-            page = self.parse_page(response, number)
+            page = parse_beside(ahead, partial(self.parse_page, response, number))
             yield page
             if page.last:
+                settle(ahead)  # a guess from a key inside the content
                 return
             token = page.next_token
 

@@ -47,7 +47,7 @@ from ..model import (
     Page,
     StoreScope,
 )
-from .ahead import RequestAhead, pages_awaited
+from .ahead import RequestAhead, pages_awaited, parse_beside
 from .base import check_fallbacks, listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
 from .wire import asset_file, decode_json_object, is_text
@@ -290,13 +290,7 @@ class Kontent:
                 # (providers/ahead.py).
                 ahead = RequestAhead(following, partial(
                     self._feed_page, params, following, f"items feed page {number + 1}"))
-            body = decode_json_object(response, what=what, page=number).data
-            items = body.get("items")
-            if not isinstance(items, list):
-                raise PageError(f"items feed page {number} has no 'items' array", page=number)
-            # Filed under each variant's own language, as the sync reports it: with the
-            # ``language`` filter, a variant served by fallback is the fallback language's.
-            deltas = [_variant(item, number, position) for position, item in enumerate(items)]
+            deltas = parse_beside(ahead, partial(_feed_deltas, response, what, number))
             feed = following
             if feed is None:
                 language += 1
@@ -479,6 +473,17 @@ def _content_type(item: Any) -> ContentTypeInfo:
         id=codename, name=str(system.get("name") or ""),
         display_field="title" if "title" in texts else (texts[0] if texts else None),
         fields=fields, updated_at=modified if is_text(modified) else None, raw=item)
+
+
+def _feed_deltas(response: HttpResponse, what: str, number: int) -> list[Delta]:
+    """One items-feed page's variants. Filed under each variant's own language, as the sync
+    reports it: with the ``language`` filter, a variant served by fallback is the fallback
+    language's."""
+    body = decode_json_object(response, what=what, page=number).data
+    items = body.get("items")
+    if not isinstance(items, list):
+        raise PageError(f"items feed page {number} has no 'items' array", page=number)
+    return [_variant(item, number, position) for position, item in enumerate(items)]
 
 
 def _variant(item: Any, number: int, position: int, *, deleted: bool = False) -> Delta:

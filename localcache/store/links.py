@@ -152,10 +152,13 @@ def links_update_body(rows: str) -> str:
               "WHERE source_id = {} ")
     # Not INSERT OR IGNORE for the rows already stored: a trigger takes the conflict policy
     # of the statement that fired it, and the entries upsert's is ABORT.
+    # ``rows`` may be a compound (A UNION ALL B): SQLite reads compound operators left to
+    # right, so it is subtracted as one subquery, not as "(stored EXCEPT A) UNION ALL B".
     return (
         "DELETE FROM links WHERE source_id = OLD.id AND (field, locale, position) IN ("
         "SELECT field, locale, position FROM (" + stored.format("OLD.id") + "EXCEPT "
-        + rows + ")); " + _INSERT_LINKS + rows + " EXCEPT " + stored.format("NEW.id") + ";"
+        "SELECT * FROM (" + rows + "))); "
+        + _INSERT_LINKS + rows + " EXCEPT " + stored.format("NEW.id") + ";"
     )
 
 CODENAMES_DDL = (

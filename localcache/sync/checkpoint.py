@@ -14,7 +14,8 @@ copied from the WAL index (the ``-shm`` file, whose header SQLite documents: ``m
 last valid frame, and ``nBackfill``, the frames already copied), read every
 :data:`POLL` seconds. Checkpointing more often, at every commit, copied the pages that every
 commit rewrites again and again: a 100k initial sync took 1.1 s longer. When the sync ends, the
-writer's setting is put back. Without a readable WAL index, the writer checkpoints as before.
+writer's setting is put back. Without a readable WAL index, the writer checkpoints as before;
+if the thread fails later (it logs why), the writer's backstop does, until the sync ends.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import os
 import sqlite3
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -50,48 +51,66 @@ def pending_frames(shm: int) -> int:
     return max(0, int(last) - int(copied))
 
 
+def _open_index(path: Path) -> int | None:
+    """The WAL index, open for reading and read once; None where it cannot be (no ``-shm``
+    file, or no ``os.pread``): then the writer checkpoints as before."""
+    try:
+        shm = os.open(f"{path}-shm", os.O_RDONLY)
+    except OSError as exc:
+        log.debug("no background checkpoints: %s", exc)
+        return None
+    try:
+        pending_frames(shm)
+    except Exception as exc:  # any failure means: leave it to the writer
+        log.debug("no background checkpoints: %s", exc)
+        os.close(shm)
+        return None
+    return shm
+
+
 class _Checkpointer:
-    def __init__(self, path: Path, threshold: int) -> None:
+    def __init__(self, path: Path, threshold: int, shm: int,
+                 closed: Callable[[], bool]) -> None:
         self.path = path
         self.threshold = threshold
+        self.shm = shm
+        self.closed = closed
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="localcache-checkpoint",
                                        daemon=True)
 
     def _run(self) -> None:
-        try:
-            shm = os.open(f"{self.path}-shm", os.O_RDONLY)
-        except OSError as exc:
-            log.debug("no background checkpoints: %s", exc)
-            return
         conn: sqlite3.Connection | None = None
         try:
-            while not self.stop.wait(POLL):
-                if pending_frames(shm) < self.threshold:
+            while not self.stop.wait(POLL) and not self.closed():
+                if pending_frames(self.shm) < self.threshold:
                     continue
                 if conn is None:
                     conn = sqlite3.connect(self.path, timeout=0.1, check_same_thread=False)
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except (OSError, sqlite3.Error) as exc:  # the writer's backstop remains
+        except Exception as exc:  # the writer's backstop remains
             log.debug("background checkpoints stopped: %s", exc)
         finally:
-            os.close(shm)
+            os.close(self.shm)
             if conn is not None:
                 conn.close()
 
 
 @contextmanager
-def background_checkpoints(writer: sqlite3.Connection, path: Path) -> Iterator[None]:
-    """Inside: ``writer`` (the sync's connection) leaves checkpoints to a thread."""
+def background_checkpoints(writer: sqlite3.Connection, path: Path,
+                           closed: Callable[[], bool] = lambda: False) -> Iterator[None]:
+    """Inside: ``writer`` (the sync's connection) leaves checkpoints to a thread, which
+    stops when ``closed()`` (the store closed under the sync) or the block ends."""
     try:
         saved = int(writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
     except sqlite3.Error:
         yield
         return
-    if saved <= 0:  # the application turned them off: leave that alone
+    shm = _open_index(path) if saved > 0 else None  # 0: the application turned them off
+    if shm is None:
         yield
         return
-    checkpointer = _Checkpointer(path, saved)
+    checkpointer = _Checkpointer(path, saved, shm, closed)
     writer.execute(f"PRAGMA wal_autocheckpoint = {saved * BACKSTOP}")
     checkpointer.thread.start()
     try:

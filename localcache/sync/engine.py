@@ -131,7 +131,8 @@ class SyncEngine:
         """One sync. ``full``: a fresh initial sync built beside the live data and swapped in."""
         started = time.monotonic()
         with SyncLock(self.store.path, wait=self.lock_wait), paced_sync(), \
-                background_checkpoints(self.store.raw_connection(), self.store.path):
+                background_checkpoints(self.store.raw_connection(), self.store.path,
+                                       lambda: self.store.closed):
             token = self.store.token()
             rebuilding = self.store.state("rebuild_token") is not None
             initial = (full or rebuilding or token is None

@@ -154,3 +154,28 @@ def test_a_v7_store_gets_the_version_8_triggers_and_keeps_its_links(tmp_path: Pa
                                   revision=3)) == 1
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("vendor", ["contentstack", "kontent", "any"])
+def test_other_vendors_edits_leave_their_links_alone(tmp_path: Path, vendor: str) -> None:
+    """Their link queries are compounds (single and array references; modular content and
+    rich text): an edit of a text writes the entry only, with links of every shape."""
+    fields: dict[str, Any] = {
+        "title": {"en": "one"},
+        "single": {"en": {"uid": "a1", "_content_type_uid": "author"}},
+        "many": {"en": [{"uid": "a2", "_content_type_uid": "author"},
+                        {"uid": "p1", "url": "u", "filename": "f"}]},
+        "items": {"en": {"type": "modular_content", "value": ["c1", "c2"]}},
+        "rich": {"en": {"type": "rich_text", "value": "<p/>", "modular_content": ["c3"]}},
+    }
+    scope = None if vendor == "any" else StoreScope(vendor, "s", "master")
+    store = Store(tmp_path / f"{vendor}.sqlite3", scope)
+    try:
+        write(store, entry("e", fields))
+        stored = links(store, "e")
+        assert len(stored) >= 3
+        fields["title"] = {"en": "two"}
+        assert write(store, entry("e", fields, revision=2)) == 1
+        assert links(store, "e") == stored
+    finally:
+        store.close()

@@ -56,15 +56,43 @@ def test_the_writer_leaves_checkpoints_to_a_thread_during_a_sync(
         assert cache.count() == 30
 
 
+def _sync_holding_each_page(cache: Any, store_path: Path) -> list[tuple[int, int]]:
+    """A sync whose writer waits at each page long enough for the thread to act: the
+    writer's setting and the database file's size then."""
+    writer: sqlite3.Connection = cache._store.raw_connection()
+    seen: list[tuple[int, int]] = []
+
+    def at_commit(sender: Any, changes: Any) -> None:
+        time.sleep(5 * checkpoint.POLL)
+        seen.append((writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0],
+                     store_path.stat().st_size))
+
+    with signals.changes_committed.connected_to(at_commit, sender=cache):
+        cache.sync()
+    return seen
+
+
 def test_an_application_that_turned_checkpoints_off_keeps_them_off(
     emulator: Any, store_path: Path
 ) -> None:
-    _publish(emulator.space, 5)
-    with make_cache(emulator, store_path) as cache:
+    _publish(emulator.space, 30)
+    with make_cache(emulator, store_path, limit=10) as cache:
         writer: sqlite3.Connection = cache._store.raw_connection()
         writer.execute("PRAGMA wal_autocheckpoint = 0")
         size_before = store_path.stat().st_size
-        cache.sync()
-        time.sleep(5 * checkpoint.POLL)
+        seen = _sync_holding_each_page(cache, store_path)
+        assert seen == [(0, size_before)] * 3  # nobody copied anything back
         assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
-        assert store_path.stat().st_size == size_before
+
+
+def test_without_a_readable_wal_index_the_writer_checkpoints_as_before(
+    emulator: Any, store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(os, "pread")  # as on Windows
+    _publish(emulator.space, 30)
+    with make_cache(emulator, store_path, limit=10) as cache:
+        writer: sqlite3.Connection = cache._store.raw_connection()
+        writer.execute("PRAGMA wal_autocheckpoint = 2")
+        seen = _sync_holding_each_page(cache, store_path)
+        assert [setting for setting, _ in seen] == [2] * 3
+        assert cache.count() == 30
