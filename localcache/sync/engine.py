@@ -20,6 +20,7 @@ from typing import Any
 from .. import signals
 from ..errors import LocalCacheError, TokenRejectedError
 from ..model import ContentTypeInfo, ContinuationToken, Delta, LocaleInfo, Page
+from ..providers.ahead import RequestAhead
 from ..providers.base import Provider
 from ..store.apply import LIVE, SHADOW, PageChanges, RecordChange, Tables, apply_deltas
 from ..store.content_types import (
@@ -125,6 +126,7 @@ class SyncEngine:
         self._fallbacks: dict[str, str] | None = None
         self._fallbacks_checked = False
         self._content_types: list[ContentTypeInfo] | None = None
+        self._types_ahead: RequestAhead[list[ContentTypeInfo] | None] | None = None
         self._content_types_written = False
 
     def run(self, *, full: bool = False) -> SyncResult:
@@ -146,7 +148,16 @@ class SyncEngine:
                 self._fallbacks = _provider_fallbacks(self.provider)
                 self._fallbacks_checked = False
                 listing = getattr(self.provider, "fetch_content_types", None)
-                self._content_types = listing() if callable(listing) else None
+                self._content_types = None
+                self._types_ahead = None
+                if callable(listing) and self._locales is not None:
+                    # The locales came from the vendor, so the credentials are good: the
+                    # content types are asked for beside the first page and awaited before
+                    # it is written, a round trip less before it. (A vendor that lists no
+                    # locales asks for them first: a refused credential costs one request.)
+                    self._types_ahead = RequestAhead("content types", listing)
+                elif callable(listing):
+                    self._content_types = listing()
                 self._content_types_written = False
                 self._chain_stale = True
                 with self.store.reading():  # what the store reads with now
@@ -169,6 +180,14 @@ class SyncEngine:
             )
         signals.emit(signals.sync_finished, self.sender, result=result)
         return result
+
+    def _await_types(self) -> None:
+        """Before a page's transaction: the content types listed at the start of the sync,
+        or their request's error, raised before any page is written, as it was before the
+        first page was asked for."""
+        if self._types_ahead is not None:
+            ahead, self._types_ahead = self._types_ahead, None
+            self._content_types = ahead.result()
 
     def _start_tally(self, tally: _Tally) -> None:
         with self.store.write():
@@ -218,6 +237,7 @@ class SyncEngine:
             fresh = token is None
             try:
                 for page in _iterate(self.provider.pages(token)):
+                    self._await_types()
                     with self.store.write():
                         conn = self.store.raw_connection()
                         self._write_locales(page)
@@ -265,6 +285,7 @@ class SyncEngine:
     def _pages(self, token: ContinuationToken | None, initial: bool, tally: _Tally) -> None:
         with Prefetch(self.provider.pages(token)) as pages:
             for page in pages:
+                self._await_types()
                 with self.store.write():
                     written = self._write_one(page, initial, tally)
                 del page

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from replay import ReplayServer
+import pytest
+from replay import ReplayServer, send
 
-from localcache import Cache, Contentful, signals
+from localcache import Cache, Contentful, HttpPolicy, SyncError, signals
 from localcache.providers.ahead import set_pages_awaited
 from localcache.providers.contentful import _next_page_url
 
@@ -119,3 +120,47 @@ def test_no_request_ahead_while_the_consumer_has_no_room(tmp_path: Path) -> None
             pages.close()
             set_pages_awaited(True)
             provider.close()
+
+
+class SlowTypes(ReplayServer):
+    """Content types answered after 0.3 s (or refused with ``types_status``); notes which
+    requests came in while they were awaited."""
+
+    def __init__(self, pages: list[dict[str, Any]], types_status: int = 200) -> None:
+        super().__init__(pages)
+        self.types_status = types_status
+        self.during_types: list[str] = []
+
+    def answer(self, request: Any, method: str) -> None:
+        if "/content_types" not in request.path:
+            super().answer(request, method)
+            return
+        self.requests.append(request.path)
+        seen = len(self.requests)
+        time.sleep(0.3)
+        self.during_types = self.requests[seen:]
+        body = {"sys": {"type": "Array"}, "total": 1, "skip": 0, "limit": 1000, "items": [
+            {"sys": {"id": "t"}, "name": "T", "displayField": "title",
+             "fields": [{"id": "title", "name": "Title", "type": "Symbol"}]}]}
+        send(request, self.types_status, body if self.types_status == 200 else
+             {"sys": {"type": "Error", "id": "ServerError"}, "message": "down"})
+
+
+def test_content_types_are_asked_for_beside_the_first_page(tmp_path: Path) -> None:
+    with SlowTypes(chain(2)) as server:
+        result, ids = sync(server, tmp_path / "s.sqlite3")
+        with Cache.open(tmp_path / "s.sqlite3") as cache:
+            types = [t.id for t in cache.content_types()]
+    assert result.pages == 2 and len(ids) == 4 and types == ["t"]
+    # The first sync page was asked for while the content types were on their way.
+    assert any("initial=true" in path for path in server.during_types)
+
+
+def test_content_types_that_fail_still_stop_the_sync_before_any_page(tmp_path: Path) -> None:
+    with SlowTypes(chain(2), types_status=500) as server, \
+            Cache(Contentful("s", TOKEN, base_url=server.base_url,
+                             http=HttpPolicy(max_attempts=1)),
+                  path=tmp_path / "s.sqlite3") as cache:
+        with pytest.raises(SyncError, match="content types"):
+            cache.sync()
+        assert cache.count() == 0
