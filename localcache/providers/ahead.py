@@ -6,8 +6,9 @@ ms of ``json.loads`` and checks), and at 50 ms of latency that parsing was a fif
 initial sync. The token sits at a known key of the body, so a provider can find it in the raw
 bytes first, send the next request, and parse while it travels (:class:`RequestAhead`). The
 guess is only a guess: the page parsed in full decides, and a request sent for any other token
-is waited for and dropped (never two requests at once on the provider's Session), and the right
-one sent.
+is waited for and dropped (the page chain never has two requests in flight), and the right
+one sent. (The engine's content types request may run beside the first page's: requests'
+Session shares its connection pool between threads, and the transport keeps no other state.)
 
 Only while the pages are what the sync waits for (:func:`pages_awaited`): when the writer is
 the slower side, as on a loopback network where the server, the parsing and the writer share
