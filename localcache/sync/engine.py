@@ -37,7 +37,7 @@ from ..store.search import Indexed, index_changes, indexed_texts, rebuild_index
 from ..store.tally import NetCounts, net_counts, reset_tally, store_is_empty, tally_page
 from .checkpoint import background_checkpoints
 from .lock import SyncLock
-from .memory import trim_heap
+from .memory import fix_mmap_threshold, trim_heap
 from .pacing import paced_sync
 from .prefetch import Prefetch
 
@@ -132,6 +132,7 @@ class SyncEngine:
     def run(self, *, full: bool = False) -> SyncResult:
         """One sync. ``full``: a fresh initial sync built beside the live data and swapped in."""
         started = time.monotonic()
+        fix_mmap_threshold()  # a page's big buffers handed back whole: see sync/memory.py
         with SyncLock(self.store.path, wait=self.lock_wait), paced_sync(), \
                 background_checkpoints(self.store.raw_connection(), self.store.path,
                                        lambda: self.store.closed):

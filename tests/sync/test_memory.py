@@ -3,7 +3,9 @@ does not grow with the number of pages."""
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,3 +33,39 @@ def test_the_heap_is_trimmed_after_every_page(emulator: Any, store_path: Path,
     with make_cache(emulator, store_path, limit=2) as cache:
         result = cache.sync()
     assert result.pages >= 4 and len(trims) == result.pages
+
+
+_PROBE = """
+import ctypes, sys
+from localcache.sync.memory import fix_mmap_threshold
+
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+fixed = [fix_mmap_threshold(), fix_mmap_threshold()] if sys.argv[1] == "fix" else []
+first = bytearray(2 << 20)   # mmapped; freeing it raises glibc's own threshold to 2 MiB
+del first
+before = libc.mallinfo2().hblks
+second = bytearray(3 << 19)  # 1.5 MiB: mmapped only if the threshold stayed at 1 MiB
+print(fixed, libc.mallinfo2().hblks - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator only")
+@pytest.mark.parametrize(("mode", "env", "expected"), [
+    ("fix", {}, "[True, False] 1"),
+    ("none", {}, "[] 0"),
+    ("fix", {"MALLOC_MMAP_THRESHOLD_": "4194304"}, "[False, False] 0"),
+])
+def test_a_sync_fixes_the_mmap_threshold_once_unless_the_app_set_it(
+    mode: str, env: dict[str, str], expected: str
+) -> None:
+    """A freed multi-MB block no longer moves glibc's threshold, so the next page's buffers
+    are mapped and handed back whole; an application's own setting wins."""
+    done = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True,
+                          text=True, check=True, env={**os.environ, **env})
+    assert done.stdout.strip() == expected
