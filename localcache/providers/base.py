@@ -40,7 +40,11 @@ class Provider(Protocol):
 
 class ListsContentTypes(Protocol):
     """An optional part of a provider (the three built in have it): an app's own provider
-    without it still syncs, and the store keeps no content types for it."""
+    without it still syncs, and the store keeps no content types for it.
+
+    A provider whose class sets ``concurrent_requests = True`` has, in an initial sync,
+    :meth:`fetch_content_types` called on a thread of its own while :meth:`Provider.pages`
+    asks for the first page (a round trip less at the start); without it, before."""
 
     def fetch_content_types(self) -> list[ContentTypeInfo] | None:
         """The content type definitions as the vendor lists them now (the whole set).

@@ -74,6 +74,10 @@ class Contentful:
     the next initial sync asks for.
     """
 
+    concurrent_requests = True
+    """Its HTTP session takes two requests at once (the engine's content types beside the
+    first page): see ``ListsContentTypes``."""
+
     name = "contentful"
 
     def __init__(

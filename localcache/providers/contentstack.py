@@ -76,6 +76,10 @@ CONTENT_TYPES_LIMIT = 100  # the most a CDA content types request returns
 class Contentstack:
     """A Contentstack stack's environment (and branch), read through the Sync API."""
 
+    concurrent_requests = True
+    """Its HTTP session takes two requests at once (the engine's content types beside the
+    first page): see ``ListsContentTypes``."""
+
     name = "contentstack"
 
     def __init__(

@@ -73,6 +73,10 @@ _LOAD = "load:"  # prefix of a page token inside the first load (our own state, 
 class Kontent:
     """A Kontent.ai environment, read through the Sync API and the Delivery API."""
 
+    concurrent_requests = True
+    """Its HTTP session takes two requests at once (the engine's content types beside the
+    first page): see ``ListsContentTypes``."""
+
     name = "kontent"
 
     def __init__(

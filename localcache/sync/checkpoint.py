@@ -111,8 +111,14 @@ def background_checkpoints(writer: sqlite3.Connection, path: Path,
         yield
         return
     checkpointer = _Checkpointer(path, saved, shm, closed)
-    writer.execute(f"PRAGMA wal_autocheckpoint = {saved * BACKSTOP}")
-    checkpointer.thread.start()
+    try:
+        writer.execute(f"PRAGMA wal_autocheckpoint = {saved * BACKSTOP}")
+        checkpointer.thread.start()
+    except BaseException:
+        os.close(shm)
+        with contextlib.suppress(sqlite3.Error):
+            writer.execute(f"PRAGMA wal_autocheckpoint = {saved}")
+        raise
     try:
         yield
     finally:

@@ -151,11 +151,15 @@ class SyncEngine:
                 listing = getattr(self.provider, "fetch_content_types", None)
                 self._content_types = None
                 self._types_ahead = None
-                if callable(listing) and self._locales is not None:
+                if (callable(listing) and self._locales is not None and initial
+                        and getattr(self.provider, "concurrent_requests", False)):
                     # The locales came from the vendor, so the credentials are good: the
                     # content types are asked for beside the first page and awaited before
-                    # it is written, a round trip less before it. (A vendor that lists no
-                    # locales asks for them first: a refused credential costs one request.)
+                    # it is written, a round trip less before it. Not where the vendor lists
+                    # no locales (a refused credential costs one request), nor in a delta,
+                    # whose pages may carry type definitions newer than the start of the
+                    # sync (Kontent.ai): the listing must be the older. Only for a provider
+                    # that says it takes two requests at once (the three built in do).
                     self._types_ahead = RequestAhead("content types", listing)
                 elif callable(listing):
                     self._content_types = listing()
@@ -163,10 +167,16 @@ class SyncEngine:
                 self._chain_stale = True
                 with self.store.reading():  # what the store reads with now
                     self._chain = chain_for(self.store.raw_connection())
-                if full or rebuilding:
-                    self._rebuild(tally, resume=rebuilding and not full)
-                else:
-                    self._sync_from(token, initial, tally)
+                try:
+                    if full or rebuilding:
+                        self._rebuild(tally, resume=rebuilding and not full)
+                    else:
+                        self._sync_from(token, initial, tally)
+                    self._await_types()  # a sync of no page still reports their error
+                finally:
+                    if self._types_ahead is not None:  # not left beside the next sync
+                        self._types_ahead.settle()
+                        self._types_ahead = None
                 self._finish_tally(tally)
             except LocalCacheError as error:
                 signals.emit(signals.sync_failed, self.sender, error=error)

@@ -13,7 +13,8 @@ big buffers came from the heaps, where they left holes. :func:`fix_mmap_threshol
 process's first sync, fixes the threshold at 1 MiB: a 100k initial sync peaked at 92 MB
 instead of 104 MB (20k: 86 instead of 89 MB), flat within 7% instead of 17%, at the same speed
 (docs/benchmarks.md). It is the process's allocator: an application that sets
-``MALLOC_MMAP_THRESHOLD_`` itself keeps its own value.
+``MALLOC_MMAP_THRESHOLD_`` or ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...`` keeps its own
+value; one that calls ``mallopt`` itself should do so after its first sync.
 """
 
 from __future__ import annotations
@@ -74,10 +75,11 @@ _fixed = False
 
 def fix_mmap_threshold() -> bool:
     """Fix glibc's mmap threshold at :data:`MMAP_THRESHOLD`, once a process; True when this
-    call did. Not where the environment sets ``MALLOC_MMAP_THRESHOLD_`` (the application's
-    own choice), nor elsewhere than glibc."""
+    call did. Not where the environment sets the threshold (the application's own choice),
+    nor elsewhere than glibc."""
     global _fixed
-    if _fixed or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+    if _fixed or "MALLOC_MMAP_THRESHOLD_" in os.environ \
+            or "mmap_threshold" in os.environ.get("GLIBC_TUNABLES", ""):
         return False
     mallopt = _mallopt()
     if mallopt is None:

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from replay import ReplayServer, send
 
-from localcache import Cache, Contentful, HttpPolicy, SyncError, signals
+from localcache import Cache, Contentful, HttpPolicy, PageError, SyncError, signals
 from localcache.providers.ahead import set_pages_awaited
 from localcache.providers.contentful import _next_page_url
 
@@ -88,17 +88,47 @@ def test_each_page_is_asked_for_once_and_ahead_of_its_turn(tmp_path: Path) -> No
     assert seen_at_page_one == [["initial", "p1", "p2"]]
 
 
+class SlowTokens(ReplayServer):
+    """Answers a request for one of ``slow`` tokens 0.3 s late; notes each answer sent."""
+
+    def __init__(self, pages: list[dict[str, Any]], slow: str) -> None:
+        super().__init__(pages)
+        self.slow = slow
+        self.answered: list[str] = []
+
+    def answer(self, request: Any, method: str) -> None:
+        token = parse_qs(urlsplit(request.path).query).get("sync_token", [""])[0]
+        if token.startswith(self.slow):
+            time.sleep(0.3)
+        super().answer(request, method)
+        self.answered.append(token)
+
+
 def test_a_wrong_guess_is_dropped_and_the_right_page_asked_for(tmp_path: Path) -> None:
     # The next URL comes before the items, and a field holds a nextPageUrl key: the guess
-    # (the last such key) names a token the server refuses.
+    # (the last such key) names a token the server refuses, late.
     pages = chain(3, key_first=True, decoy=True)
-    with ReplayServer(pages) as server:
+    with SlowTokens(pages, slow="decoy") as server:
         result, ids = sync(server, tmp_path / "s.sqlite3")
+        answered_by_then = list(server.answered)
     assert result.pages == 3
     assert ids == sorted(f"e{n}{x}" for n in range(3) for x in "ab")
     # The last page's wrong guess is waited for too, before the sync ends: never a request
     # left running beside the next sync's.
     assert tokens(server) == ["initial", "decoy0", "p1", "decoy1", "p2", "decoy2"]
+    assert "decoy2" in answered_by_then
+
+
+def test_a_page_that_does_not_parse_waits_for_the_request_sent_ahead(tmp_path: Path) -> None:
+    pages = chain(3)
+    pages[0]["items"].append({"sys": {"type": "Entry"}})  # no id: a PageError
+    with SlowTokens(pages, slow="p1") as server, \
+            Cache(Contentful("s", TOKEN, base_url=server.base_url),
+                  path=tmp_path / "s.sqlite3") as cache:
+        with pytest.raises(PageError):
+            cache.sync()
+        assert "p1" in server.answered  # asked for ahead, and waited for before the error
+        assert cache.count() == 0
 
 
 def test_no_request_ahead_while_the_consumer_has_no_room(tmp_path: Path) -> None:
@@ -164,3 +194,19 @@ def test_content_types_that_fail_still_stop_the_sync_before_any_page(tmp_path: P
         with pytest.raises(SyncError, match="content types"):
             cache.sync()
         assert cache.count() == 0
+
+
+def test_a_delta_asks_for_its_content_types_first(tmp_path: Path) -> None:
+    """A delta's pages may carry type definitions newer than the sync's start (Kontent.ai):
+    its listing is asked for before its first page, as it always was."""
+    pages = chain(2)
+    pages.append({"sys": {"type": "Array"}, "items": [entry("late")],
+                  "nextSyncUrl": f"{BASE}?sync_token=done2"})
+    with SlowTypes(pages) as server, \
+            Cache(Contentful("s", TOKEN, base_url=server.base_url),
+                  path=tmp_path / "s.sqlite3") as cache:
+        assert cache.sync().initial
+        assert any("initial=true" in path for path in server.during_types)
+        delta = cache.sync()
+        assert not delta.initial and delta.entries.added == 1
+        assert not any("/sync" in path for path in server.during_types)

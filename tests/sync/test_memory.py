@@ -55,11 +55,21 @@ print(fixed, libc.mallinfo2().hblks - before)
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator only")
+def _has_mallinfo2() -> bool:
+    import ctypes
+
+    try:
+        return hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not GLIBC or not _has_mallinfo2(), reason="glibc 2.33+'s allocator only")
 @pytest.mark.parametrize(("mode", "env", "expected"), [
     ("fix", {}, "[True, False] 1"),
     ("none", {}, "[] 0"),
     ("fix", {"MALLOC_MMAP_THRESHOLD_": "4194304"}, "[False, False] 0"),
+    ("fix", {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4194304"}, "[False, False] 0"),
 ])
 def test_a_sync_fixes_the_mmap_threshold_once_unless_the_app_set_it(
     mode: str, env: dict[str, str], expected: str
