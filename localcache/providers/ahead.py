@@ -22,10 +22,11 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Generic, TypeVar
 
-__all__ = ["RequestAhead", "guess_string", "pages_awaited", "parse_beside", "set_pages_awaited",
-           "settle"]
+__all__ = ["RequestAhead", "ask_ahead", "guess_string", "pages_awaited", "parse_beside",
+           "set_pages_awaited", "settle", "take"]
 
 _STRING_VALUE = re.compile(rb'\s*:\s*"([^"\\]+)"')
 
@@ -107,3 +108,22 @@ def parse_beside(ahead: RequestAhead[Any] | None, parse: Callable[[], P]) -> P:
     except BaseException:
         settle(ahead)
         raise
+
+
+def ask_ahead(find: Callable[[], str | None],
+              send: Callable[[str], T]) -> RequestAhead[T] | None:
+    """The next page's request, ``send(key)``, sent now: when the consumer waits for pages
+    and ``find()`` (looked for only then) names its key (token); else None."""
+    if not pages_awaited():
+        return None
+    key = find()
+    return RequestAhead(key, partial(send, key)) if key else None
+
+
+def take(ahead: RequestAhead[T] | None, key: str | None, fetch: Callable[[], T]) -> T:
+    """The response for ``key``: the one asked for ahead when it was for that key, else
+    ``fetch()``, once a request ahead for another key has ended (never two at once)."""
+    if ahead is not None and key is not None and ahead.key == key:
+        return ahead.result()
+    settle(ahead)
+    return fetch()

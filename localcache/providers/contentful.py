@@ -41,7 +41,7 @@ from ..model import (
     RecordType,
     StoreScope,
 )
-from .ahead import RequestAhead, guess_string, pages_awaited, parse_beside, settle
+from .ahead import RequestAhead, ask_ahead, guess_string, parse_beside, settle, take
 from .base import listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url, parse_float_header
 from .wire import asset_file, decode_json_object, is_text
@@ -231,13 +231,8 @@ class Contentful:
             number += 1
             params = self._initial_params() if token is None else {"sync_token": token.value}
             try:
-                if ahead is not None and token is not None and ahead.key == token.value:
-                    response = ahead.result()
-                else:
-                    if ahead is not None:
-                        ahead.settle()
-                    response = self._get("/sync", params, what=f"sync page {number}",
-                                         token=token)
+                response = take(ahead, token.value if token else None, partial(
+                    self._get, "/sync", params, what=f"sync page {number}", token=token))
                 ahead = None
             except SyncError as error:
                 ahead = None
@@ -253,8 +248,8 @@ class Contentful:
                         request_id=error.request_id) from error
                 token = None  # the first request again, or the initial sync over
                 continue
-            if pages_awaited():
-                ahead = self._ask_ahead(response.body, number + 1)
+            ahead = ask_ahead(partial(_next_page_token, response.body),
+                              partial(self._sync_page, number + 1))
             page = parse_beside(ahead, partial(self.parse_page, response, number))
             del response  # its body, a page's size, is not kept while the page is applied
             if fresh:  # the page size this initial sync asked for (its token keeps it)
@@ -265,18 +260,10 @@ class Contentful:
                 return
             token = page.next_token
 
-    def _ask_ahead(self, body: bytes, number: int) -> RequestAhead[HttpResponse] | None:
-        """The request for page ``number``, sent now if this body names its token (see
-        providers/ahead.py): parsing this page overlaps the next one's round trip."""
-        found = _next_page_url(body)
-        if found is None:
-            return None
-        value = parse_qs(urlsplit(found).query).get("sync_token", [""])[0]
-        if not value:
-            return None
-        guess = ContinuationToken(value, "page")
-        return RequestAhead(value, lambda: self._get(
-            "/sync", {"sync_token": value}, what=f"sync page {number}", token=guess))
+    def _sync_page(self, number: int, token: str) -> HttpResponse:
+        """Page ``number``'s request, for the page token ``token``, sent ahead."""
+        return self._get("/sync", {"sync_token": token}, what=f"sync page {number}",
+                         token=ContinuationToken(token, "page"))
 
     def _initial_params(self) -> dict[str, str]:
         params = {"initial": "true"}
@@ -386,6 +373,12 @@ def _content_type(item: Any) -> ContentTypeInfo:
 def _next_page_url(body: bytes) -> str | None:
     """A guess at the body's ``nextPageUrl`` (see providers/ahead.py)."""
     return guess_string(body, "nextPageUrl")
+
+
+def _next_page_token(body: bytes) -> str | None:
+    """The sync token of that guess, if it has one."""
+    found = _next_page_url(body)
+    return parse_qs(urlsplit(found).query).get("sync_token", [None])[0] if found else None
 
 
 def _token_from_url(url: Any, number: int) -> str:

@@ -44,7 +44,7 @@ from ..model import (
     RecordType,
     StoreScope,
 )
-from .ahead import RequestAhead, guess_string, pages_awaited, parse_beside, settle
+from .ahead import RequestAhead, ask_ahead, guess_string, parse_beside, settle, take
 from .base import check_fallbacks, listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
 from .wire import asset_file, decode_json_object, is_text
@@ -207,28 +207,25 @@ class Contentstack:
             else:
                 params["sync_token"] = token.value
             what = f"sync page {number}"
-            if (ahead is not None and token is not None and token.kind == "page"
-                    and ahead.key == token.value):
-                response = ahead.result()
-            else:
-                if ahead is not None:
-                    ahead.settle()
-                response = self._get_sync(params, what)
+            response = take(ahead, token.value if token and token.kind == "page" else None,
+                            partial(self._get_sync, params, what))
             ahead = None
             if response.status >= 300:
                 raise self._error(response, what, token)
-            guess = guess_string(response.body, "pagination_token")
-            if guess is not None and pages_awaited():
-                # Parsing this page overlaps the next one's round trip (providers/ahead.py).
-                ahead = RequestAhead(guess, partial(
-                    self._get_sync, {"environment": self.environment, "pagination_token": guess},
-                    f"sync page {number + 1}"))
+            # Parsing this page overlaps the next one's round trip (providers/ahead.py).
+            ahead = ask_ahead(partial(guess_string, response.body, "pagination_token"),
+                              partial(self._sync_page, number + 1))
             page = parse_beside(ahead, partial(self.parse_page, response, number))
             yield page
             if page.last:
                 settle(ahead)  # a guess from a key inside the content
                 return
             token = page.next_token
+
+    def _sync_page(self, number: int, pagination_token: str) -> HttpResponse:
+        """Page ``number``'s request, for ``pagination_token``, sent ahead."""
+        return self._get_sync({"environment": self.environment,
+                               "pagination_token": pagination_token}, f"sync page {number}")
 
     def _get_sync(self, params: dict[str, str], what: str) -> HttpResponse:
         return self._http.request("GET", f"{self.base_url}/v3/stacks/sync", params=params,

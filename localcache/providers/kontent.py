@@ -47,7 +47,7 @@ from ..model import (
     Page,
     StoreScope,
 )
-from .ahead import RequestAhead, pages_awaited, parse_beside
+from .ahead import RequestAhead, ask_ahead, parse_beside, take
 from .base import check_fallbacks, listing_unavailable, require_text
 from .http import HttpPolicy, HttpResponse, HttpTransport, check_base_url
 from .wire import asset_file, decode_json_object, is_text
@@ -281,19 +281,12 @@ class Kontent:
                 return
             what = f"items feed page {number}"
             params = {**self._content_filters(), **passes[language]}
-            if ahead is not None and feed is not None and ahead.key == feed:
-                response = ahead.result()
-            else:
-                if ahead is not None:
-                    ahead.settle()
-                response = self._feed_page(params, feed, what)
-            ahead = None
+            response = take(ahead, feed, partial(self._feed_page, params, feed, what))
             following = response.headers.get(CONTINUATION) or None
-            if following is not None and pages_awaited():
-                # The same pass goes on: ask for its next page while this one is parsed
-                # (providers/ahead.py).
-                ahead = RequestAhead(following, partial(
-                    self._feed_page, params, following, f"items feed page {number + 1}"))
+            # While the pass goes on, its next page is asked for as this one is parsed
+            # (providers/ahead.py).
+            ahead = ask_ahead(partial(response.headers.get, CONTINUATION), partial(
+                self._feed_page, params, what=f"items feed page {number + 1}"))
             deltas = parse_beside(ahead, partial(_feed_deltas, response, what, number))
             feed = following
             if feed is None:

@@ -172,7 +172,7 @@ def _v5_triggers(version: int = 5) -> list[str]:
     content type changed (the entries upsert no longer sets it otherwise: see ``apply.py``),
     the links the document gained or lost (:func:`links_update_body`), a codename that
     changed. A delta sync of 10,000 edits on a 100k store wrote a fifth less."""
-    bodies = {vendor: VENDOR_LINKS_OF_NEW[vendor] for vendor in VENDOR_LINKS_OF_NEW}
+    bodies = dict(VENDOR_LINKS_OF_NEW)
     bodies["any"] = ANY_LINKS_OF_NEW
     if version >= 8:
         updates = {vendor: links_update_body(LINK_ROWS_OF_NEW[vendor]) for vendor in bodies}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -39,7 +39,7 @@ from .checkpoint import background_checkpoints
 from .lock import SyncLock
 from .memory import fix_mmap_threshold, trim_heap
 from .pacing import paced_sync
-from .prefetch import Prefetch
+from .prefetch import prefetched
 
 __all__ = ["SyncEngine", "SyncResult", "TypeCounts"]
 
@@ -247,7 +247,7 @@ class SyncEngine:
         for attempt in (1, 2):
             fresh = token is None
             try:
-                for page in _iterate(self.provider.pages(token)):
+                for page in prefetched(self.provider.pages(token)):
                     self._await_types()
                     with self.store.write():
                         conn = self.store.raw_connection()
@@ -264,7 +264,7 @@ class SyncEngine:
                         self._index(conn, changes, indexed)
                         affected = _affected(conn, changes)
                         self.store.set_state(**self._rebuild_state(page))
-                    self._announce(_Written.of(page, changes, affected), tally)
+                    self._announce(page, changes, tally, affected)
                     trim_heap()
                 return True
             except TokenRejectedError:
@@ -294,15 +294,11 @@ class SyncEngine:
                 **limit}
 
     def _pages(self, token: ContinuationToken | None, initial: bool, tally: _Tally) -> None:
-        with Prefetch(self.provider.pages(token)) as pages:
-            for page in pages:
-                self._await_types()
-                with self.store.write():
-                    written = self._write_one(page, initial, tally)
-                del page
-                self._announce(written, tally)
-                del written
-                trim_heap()  # memory flat with size: see sync/memory.py
+        for page in prefetched(self.provider.pages(token)):
+            changes, affected = self._commit(page, initial, tally)
+            self._announce(page, changes, tally, affected)
+            del page, changes, affected
+            trim_heap()  # memory flat with size: see sync/memory.py
 
     @staticmethod
     def _tally_page(conn: sqlite3.Connection, changes: PageChanges, tally: _Tally) -> None:
@@ -401,38 +397,41 @@ class SyncEngine:
         else:
             index_changes(conn, changes, self._chain, prepared, indexed)
 
-    def _write_one(self, page: Page, initial: bool, tally: _Tally) -> _Written:
-        """Write one page inside the caller's transaction; what it changed, and the entries
-        linking to what it changed (read in that transaction)."""
+    def _commit(self, page: Page, initial: bool,
+                tally: _Tally) -> tuple[PageChanges, tuple[str, ...]]:
+        """Write the page in one transaction; what it changed, and the entries linking to
+        what it changed (read in that transaction)."""
         store = self.store
-        self._write_locales(page)
-        conn = store.raw_connection()
-        self._write_content_types(conn, page)
-        self._refresh_chain(conn)
-        indexed = self._indexed(
-            conn, _entry_ids([d for d in page.deltas if not d.whole_type]),
-            [d.content_type for d in page.deltas if d.whole_type and d.content_type])
-        changes = _write_page(conn, page, LIVE)
-        self._tally_page(conn, changes, tally)
-        self._index(conn, changes, indexed)
-        affected = _affected(conn, changes)
-        store.set_state(
-            token=page.next_token.value,
-            token_kind=page.next_token.kind,
-            initial_in_progress="1" if initial and not page.last else "0",
-            last_page_at=_now(),
-            **({"last_sync_at": _now()} if page.last else {}),
-            **({"page_limit": str(page.limit)} if page.limit is not None else {}),
-        )
-        return _Written.of(page, changes, affected)
+        self._await_types()
+        with store.write():
+            self._write_locales(page)
+            conn = store.raw_connection()
+            self._write_content_types(conn, page)
+            self._refresh_chain(conn)
+            indexed = self._indexed(
+                conn, _entry_ids([d for d in page.deltas if not d.whole_type]),
+                [d.content_type for d in page.deltas if d.whole_type and d.content_type])
+            changes = _write_page(conn, page, LIVE)
+            self._tally_page(conn, changes, tally)
+            self._index(conn, changes, indexed)
+            affected = _affected(conn, changes)
+            store.set_state(
+                token=page.next_token.value,
+                token_kind=page.next_token.kind,
+                initial_in_progress="1" if initial and not page.last else "0",
+                last_page_at=_now(),
+                **({"last_sync_at": _now()} if page.last else {}),
+                **({"page_limit": str(page.limit)} if page.limit is not None else {}),
+            )
+        return changes, affected
 
-    def _announce(self, written: _Written, tally: _Tally) -> None:
+    def _announce(self, page: Page, changes: PageChanges, tally: _Tally,
+                  affected: tuple[str, ...] = ()) -> None:
         """After commit: a signal for every record the page changed, carrying the record as
         that commit stored it; then the page's ChangeSet and progress. Page numbers rise
         through the whole sync (catch-up delta and rebuild included)."""
-        changes = written.changes
         tally.pages += 1
-        tally.items += written.items
+        tally.items += len(page.deltas)
         for item in changes.added + changes.updated:
             self._changed_signal(item)
         for item in changes.deleted:
@@ -440,9 +439,9 @@ class SyncEngine:
                 else signals.asset_deleted
             signals.emit(signal, self.sender, id=item.id)
         signals.emit(signals.changes_committed, self.sender,
-                     changes=_change_set(tally.pages, changes, written.affected))
+                     changes=_change_set(tally.pages, changes, affected))
         signals.emit(signals.sync_progress, self.sender, page=tally.pages, items=tally.items,
-                     total=written.total)
+                     total=page.total)
 
     def _changed_signal(self, item: RecordChange) -> None:
         signal = signals.entry_changed if item.record_type == "Entry" else signals.asset_changed
@@ -533,23 +532,3 @@ def _change_set(page: int, changes: PageChanges,
 def _now() -> str:
     """UTC, to the millisecond, in the CMS's own format (so timestamps compare as text)."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True, slots=True)
-class _Written:
-    """One page written, as its announcement after the commit needs it."""
-
-    changes: PageChanges
-    affected: tuple[str, ...]
-    items: int
-    total: int | None
-
-    @staticmethod
-    def of(page: Page, changes: PageChanges, affected: tuple[str, ...]) -> _Written:
-        return _Written(changes, affected, len(page.deltas), page.total)
-
-
-def _iterate(pages: Iterator[Page]) -> Iterator[Page]:
-    """The pages, each fetched on a thread while the one before it is applied."""
-    with Prefetch(pages) as prefetch:
-        yield from prefetch

@@ -32,14 +32,24 @@ MMAP_THRESHOLD = 1 << 20
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
+def _glibc() -> ctypes.CDLL | None:
+    """The C library, where it is glibc (``malloc_trim`` is glibc's own: musl and others
+    have none, and musl's ``mallopt`` does nothing)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim  # glibc only: musl and others have none
+        libc.malloc_trim  # noqa: B018
     except (OSError, AttributeError):
         return None
+    return libc
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    libc = _glibc()
+    if libc is None:
+        return None
+    trim = libc.malloc_trim
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
     return trim
@@ -57,14 +67,10 @@ def trim_heap() -> bool:
 
 
 def _mallopt() -> Callable[[int, int], int] | None:
-    if not sys.platform.startswith("linux"):
+    libc = _glibc()
+    if libc is None:
         return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-        libc.malloc_trim  # noqa: B018 - glibc's: musl has a mallopt that does nothing
-    except (OSError, AttributeError):
-        return None
+    mallopt = libc.mallopt
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return mallopt

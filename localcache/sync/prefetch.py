@@ -15,89 +15,75 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Any
 
 from ..errors import LocalCacheError, SyncError
 from ..model import Page
 from ..providers.ahead import set_pages_awaited
 
-__all__ = ["Prefetch"]
+__all__ = ["prefetched"]
 
 _DONE = object()
 
 
-class Prefetch:
-    """Iterate over the pages of ``pages``, each fetched on a thread ahead of its use.
+def prefetched(pages: Iterator[Page]) -> Iterator[Page]:
+    """The pages of ``pages``, each fetched on a thread while the caller applies the one
+    before it. A provider's error is raised where the page it stopped would have come (a
+    non-localcache error wrapped in :class:`SyncError`); leaving the iteration stops the
+    thread."""
+    from ..store.search import TextsAhead
 
-    Use as a context manager: leaving it stops the thread. A provider's error is raised by the
-    iteration, where the page it stopped would have come (a non-localcache error wrapped in
-    :class:`SyncError`)."""
+    ready: queue.Queue[Any] = queue.Queue()
+    budget = threading.Semaphore(2)
+    stop = threading.Event()
+    ahead = TextsAhead.begin()
 
-    def __init__(self, pages: Iterator[Page]) -> None:
-        from ..store.search import TextsAhead
+    def acquire() -> bool:
+        """Room for one more page; tells the provider whether it had to wait for it (then
+        the writer is the slower side, and asking for pages ahead would only take its CPU:
+        see providers/ahead.py)."""
+        if budget.acquire(blocking=False):
+            set_pages_awaited(True)
+            return True
+        set_pages_awaited(False)
+        while not stop.is_set():
+            if budget.acquire(timeout=0.1):
+                return True
+        return False
 
-        self._pages = pages
-        self._ready: queue.Queue[Any] = queue.Queue()
-        self._budget = threading.Semaphore(2)
-        self._stop = threading.Event()
-        self._ahead = TextsAhead.begin()
-        self._worker = threading.Thread(target=self._produce, name="localcache-prefetch",
-                                         daemon=True)
-        self._worker.start()
+    def produce() -> None:
+        outcome: Any = _DONE
+        try:
+            while acquire():
+                page = next(pages, None)
+                if page is None:
+                    break
+                prepared = ahead.start()
+                ready.put((page, prepared))
+                if prepared is not None:
+                    prepared.add_deltas(page.deltas)
+                del page, prepared
+        except BaseException as exc:  # handed to the consumer, who raises it
+            outcome = exc
+        ready.put(outcome)
 
-    def __enter__(self) -> Prefetch:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._ahead.end()
-        self._worker.join(timeout=5)
-
-    def __iter__(self) -> Iterator[Page]:
+    worker = threading.Thread(target=produce, name="localcache-prefetch", daemon=True)
+    worker.start()
+    try:
         while True:
-            item = self._ready.get()
+            item = ready.get()
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
                 if isinstance(item, LocalCacheError):
                     raise item
                 raise SyncError(f"sync stopped: {type(item).__name__}: {item}") from item
-            page, self._ahead.page = item
+            page, ahead.page = item
             yield page
-            self._ahead.page = None
+            ahead.page = None
             del item, page
-            self._budget.release()
-
-    def _acquire(self) -> bool:
-        """Room for one more page; tells the provider whether it had to wait for it (then
-        the writer is the slower side, and asking for pages ahead would only take its CPU:
-        see providers/ahead.py)."""
-        if self._budget.acquire(blocking=False):
-            set_pages_awaited(True)
-            return True
-        set_pages_awaited(False)
-        while not self._stop.is_set():
-            if self._budget.acquire(timeout=0.1):
-                return True
-        return False
-
-    def _produce(self) -> None:
-        outcome: Any = _DONE
-        try:
-            while self._acquire():
-                page = next(self._pages, None)
-                if page is None:
-                    break
-                prepared = self._ahead.start()
-                self._ready.put((page, prepared))
-                if prepared is not None:
-                    prepared.add_deltas(page.deltas)
-                del page, prepared
-        except BaseException as exc:  # handed to the consumer, who raises it
-            outcome = exc
-        self._ready.put(outcome)
+            budget.release()
+    finally:
+        stop.set()
+        ahead.end()
+        worker.join(timeout=5)

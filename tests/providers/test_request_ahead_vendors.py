@@ -18,7 +18,7 @@ from localcache import Cache, Contentstack, Kontent, signals
 from localcache.emulator import Emulator
 from localcache.emulator.project import Project
 from localcache.emulator.stack import Stack
-from localcache.providers import contentstack as contentstack_module
+from localcache.providers import ahead as ahead_module
 from localcache.providers import kontent as kontent_module
 
 TOKEN = "cs-token"
@@ -45,16 +45,16 @@ def project() -> Project:
 
 
 VENDORS: dict[str, Any] = {
-    "contentstack": (stack, TOKEN, contentstack_module,
+    "contentstack": (stack, TOKEN,
                      lambda url: Contentstack("blt_api", TOKEN, "production", base_url=url)),
-    "kontent": (project, None, kontent_module, lambda url: Kontent(ENV_ID, base_url=url)),
+    "kontent": (project, None, lambda url: Kontent(ENV_ID, base_url=url)),
 }
 
 
 def run(vendor: str, path: Path) -> tuple[int, int, list[tuple[str, Any]]]:
     """A sync with the writer held at page 1: the requests served by then, in all, and the
     store's content."""
-    model, token, _, provider = VENDORS[vendor]
+    model, token, provider = VENDORS[vendor]
     with Emulator(model(), access_token=token, page_size=PAGE) as emulator:
         held: list[int] = []
 
@@ -76,8 +76,7 @@ def test_the_next_page_is_asked_for_ahead(
     vendor: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ahead_at_hold, ahead_total, ahead_content = run(vendor, tmp_path / "ahead.sqlite3")
-    module = VENDORS[vendor][2]
-    monkeypatch.setattr(module, "pages_awaited", lambda: False)
+    monkeypatch.setattr(ahead_module, "pages_awaited", lambda: False)
     turn_at_hold, turn_total, turn_content = run(vendor, tmp_path / "turn.sqlite3")
     assert len(ahead_content) == ENTRIES and ahead_content == turn_content
     # Page 2 fetched by the prefetch in both; page 3 asked for as page 2 was parsed in one.
